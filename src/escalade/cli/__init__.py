@@ -1,0 +1,1 @@
+"""Command line: ``escalade policy|route|serve|…``. Thin over the core and services."""

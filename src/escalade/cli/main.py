@@ -1,0 +1,62 @@
+"""The ``escalade`` command. Each group lives in its own module and is added here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from escalade.policy import PolicyInvalid, check_files
+from escalade.policy.models import Policy
+
+app = typer.Typer(
+    name="escalade",
+    help="Escalade: support escalation and on-call, with the escalation process as code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Check policies and print their schema.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a message for a person on stderr and exit."""
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@policy_app.command("check")
+def policy_check(files: list[Path] = typer.Argument(..., help="Policy files to check")) -> None:
+    """Check policy files; list every problem as FILE:LINE:COL: message."""
+    count = 0
+    for problem in check_files(files):
+        typer.echo(str(problem))
+        count += 1
+    if count:
+        typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{len(files)} polic{'ies' if len(files) != 1 else 'y'} valid", err=True)
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the policy language's JSON Schema (for editors)."""
+    schema = Policy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Escalade policy"
+    typer.echo(json.dumps(schema, indent=2))
+
+
+def main() -> None:
+    try:
+        app()
+    except PolicyInvalid as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

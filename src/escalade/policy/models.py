@@ -1,0 +1,944 @@
+"""The policy language: frozen, typed models of an escalation policy.
+
+A policy file is parsed once at the edge (``policy.loader``) into these objects; the core
+never sees a raw dict. Every section of the five seed processes has a home here: levels,
+teams and people, calendars, priorities with their targets, categories with owners and
+escalation paths, routing rules, ladders, triggers, on-call schedules, the authority
+matrix, handling rules, message templates and metric targets.
+
+Cross-references (a category's owner, a ladder step's role, …) are checked by
+``policy.validate``, which knows where each value came from in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from escalade.durations import format_duration, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*((\d+(\.\d+)?\s*(w|d|h|m|min|s)\s*)+|0|immediate)$",
+            "description": "A duration such as 90s, 15m, 1h30m, 2d, 1w or 'immediate'.",
+        }
+    ),
+]
+
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="An identifier: letters, digits, '_', '-', '.'.",
+    ),
+]
+
+
+class Model(BaseModel):
+    """Base for policy models: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Channel(StrEnum):
+    """Ways an escalation arrives or a message leaves."""
+
+    email = "email"
+    chat = "chat"
+    phone = "phone"
+    sms = "sms"
+    web = "web"
+    api = "api"
+    alert = "alert"
+    webhook = "webhook"
+    pagerduty = "pagerduty"
+    opsgenie = "opsgenie"
+
+
+class Audience(StrEnum):
+    internal = "internal"
+    customer = "customer"
+    stakeholder = "stakeholder"
+    executive = "executive"
+
+
+class NotifyStyle(StrEnum):
+    """How a priority reaches people: page someone, post in a channel, or queue a ticket."""
+
+    page = "page"
+    post = "post"
+    queue = "queue"
+
+
+# --------------------------------------------------------------------------- calendars
+
+_HOURS_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeRange(Model):
+    """A daily working window in local time; ``end`` may be ``24:00``."""
+
+    start: time
+    end: time
+    until_midnight: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            m = _HOURS_RANGE.match(value.strip())
+            if not m:
+                raise ValueError(f"'{value}' is not a time range: write it as 'HH:MM-HH:MM'")
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2 != 0):
+                raise ValueError(f"'{value}' has an impossible clock time")
+            midnight = h2 == 24
+            return {
+                "start": time(h1, m1),
+                "end": time(0, 0) if midnight else time(h2, m2),
+                "until_midnight": midnight,
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if not self.until_midnight and self.end <= self.start:
+            raise ValueError(
+                f"working hours end ({self.end:%H:%M}) must be after they start "
+                f"({self.start:%H:%M}); split an overnight shift into two days"
+            )
+        return self
+
+
+class HolidaySource(Model):
+    """Public holidays from the ``holidays`` package, by country (and subdivision)."""
+
+    country: str = Field(min_length=2, max_length=3, description="ISO 3166 country code")
+    subdivision: str | None = None
+
+
+class Calendar(Model):
+    """When SLA clocks run: a time zone, weekly hours and holidays; or ``24/7``."""
+
+    id: Id
+    name: str | None = None
+    timezone: str = Field(description="IANA time zone, e.g. America/New_York")
+    always: bool = Field(False, description="24/7: clocks always run")
+    weekly: dict[str, list[TimeRange]] = Field(
+        default_factory=dict, description="Working hours per weekday (mon..sun)"
+    )
+    holidays: list[HolidaySource] = Field(default_factory=list)
+    closed: list[date] = Field(default_factory=list, description="Extra closed days")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "hours" in value:
+            value = dict(value)
+            hours = value.pop("hours")
+            if isinstance(hours, str) and hours.strip().lower() in {"24/7", "always"}:
+                value["always"] = True
+            elif isinstance(hours, str):
+                # "mon-fri 09:00-18:00" or "mon-sun 06:00-22:00"
+                m = re.match(r"^\s*(\w{3})\s*-\s*(\w{3})\s+(.+)$", hours)
+                if not m:
+                    raise ValueError(
+                        f"hours '{hours}' not understood: write '24/7' or "
+                        "'mon-fri 09:00-18:00', or give 'weekly'"
+                    )
+                first, last, span = m.group(1).lower(), m.group(2).lower(), m.group(3)
+                if first not in WEEKDAYS or last not in WEEKDAYS:
+                    raise ValueError(f"hours '{hours}': days are mon, tue, wed, thu, fri, sat, sun")
+                i, j = WEEKDAYS.index(first), WEEKDAYS.index(last)
+                days = WEEKDAYS[i : j + 1] if i <= j else WEEKDAYS[i:] + WEEKDAYS[: j + 1]
+                value["weekly"] = {d: [span] for d in days}
+            else:
+                raise ValueError("hours must be text such as '24/7' or 'mon-fri 09:00-18:00'")
+        if isinstance(value, dict) and isinstance(value.get("holidays"), str):
+            value = dict(value)
+            value["holidays"] = [{"country": value["holidays"]}]
+        return value
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekday_keys(cls, weekly: dict[str, list[TimeRange]]) -> dict[str, list[TimeRange]]:
+        for key in weekly:
+            if key not in WEEKDAYS:
+                raise ValueError(f"'{key}' is not a weekday: use mon, tue, wed, thu, fri, sat, sun")
+        return weekly
+
+    @model_validator(mode="after")
+    def _has_hours(self) -> Calendar:
+        if not self.always and not any(self.weekly.values()):
+            raise ValueError("a calendar needs working hours: 'hours: 24/7' or 'weekly'")
+        return self
+
+
+# --------------------------------------------------------------------------- people & teams
+
+
+class Contacts(Model):
+    """How to reach a person or team on each channel."""
+
+    email: str | None = None
+    chat: str | None = Field(None, description="Chat channel or handle, e.g. #incidents")
+    phone: str | None = None
+    sms: str | None = None
+    webhook: str | None = None
+    pagerduty: str | None = Field(None, description="PagerDuty service or routing key name")
+    opsgenie: str | None = None
+    mention: str | None = Field(None, description="Group handle to tag, e.g. @engineering-oncall")
+    note: str | None = None
+
+
+class Role(Model):
+    """A named role, e.g. Tech Lead, Eng Director, CFO; held by people."""
+
+    id: Id
+    name: str | None = None
+    description: str | None = None
+
+
+class Person(Model):
+    id: Id
+    name: str | None = None
+    roles: list[Id] = Field(default_factory=list, description="Role ids this person holds")
+    contacts: Contacts = Field(default_factory=Contacts)
+    timezone: str | None = None
+
+
+class Member(Model):
+    """A person's place in a team: ``member`` or ``lead``."""
+
+    person: Id
+    role: Literal["member", "lead"] = "member"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"person": value} if isinstance(value, str) else value
+
+
+class Team(Model):
+    id: Id
+    name: str | None = None
+    level: Id | None = Field(None, description="The level (tier) this team works at")
+    calendar: Id | None = Field(None, description="Working hours; SLA clocks run on it")
+    members: list[Member] = Field(default_factory=list)
+    contacts: Contacts = Field(default_factory=Contacts)
+    schedule: Id | None = Field(None, description="On-call schedule paged for this team")
+    manager: Id | None = Field(None, description="Person or role notified as this team's manager")
+    description: str | None = None
+
+    def leads(self) -> list[str]:
+        return [m.person for m in self.members if m.role == "lead"]
+
+
+class Level(Model):
+    """An ordered rung of the ladder (L0..L5, Tier 1..4). Order in the file is the rank."""
+
+    id: Id
+    name: str | None = None
+    description: str | None = None
+    response: Duration | None = Field(None, description="Response target at this level")
+    response_by_channel: dict[Channel, Duration] = Field(default_factory=dict)
+    team: Id | None = Field(None, description="Default team working this level")
+    calendar: Id | None = None
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+class Rotation(Model):
+    """One layer of an on-call schedule: people take turns."""
+
+    kind: Literal["daily", "weekly", "custom"] = "weekly"
+    every: Duration | None = Field(None, description="Shift length for 'custom' rotations")
+    start: str = Field(description="First hand-off, local ISO date-time, e.g. 2026-01-05T09:00")
+    handoff: time | None = Field(None, description="Local hand-off time (defaults to start's)")
+    people: list[Id] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _custom_has_length(self) -> Rotation:
+        if self.kind == "custom" and self.every is None:
+            raise ValueError("a 'custom' rotation needs 'every' (the shift length)")
+        return self
+
+
+class Schedule(Model):
+    """An on-call schedule: rotations in a time zone; who is on call at time t."""
+
+    id: Id
+    name: str | None = None
+    timezone: str
+    layers: list[Rotation] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- priorities
+
+
+class Target(Model):
+    """A time target, optionally with a hard maximum (seed 002: target and maximum)."""
+
+    target: Duration
+    maximum: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return {"target": value}
+        return value
+
+    @model_validator(mode="after")
+    def _possible(self) -> Target:
+        if self.maximum is not None and self.maximum < self.target:
+            raise ValueError(
+                f"impossible target: maximum ({format_duration(self.maximum)}) is below the "
+                f"target ({format_duration(self.target)})"
+            )
+        return self
+
+    def limit(self) -> timedelta:
+        """The breach point: the maximum when there is one, else the target."""
+        return self.maximum if self.maximum is not None else self.target
+
+
+class PostMortem(Model):
+    required: bool = True
+    due: Duration | None = Field(None, description="Due this long after resolution, e.g. 48h")
+    template: Id | None = None
+
+
+class Targets(Model):
+    """SLA targets: used by priorities and overridden per team or category."""
+
+    response: Target | None = None
+    first_response: dict[Channel, Target] = Field(
+        default_factory=dict, description="First-response target per channel"
+    )
+    acknowledgement: Target | None = None
+    investigation: Target | None = None
+    resolution: Target | None = None
+    updates: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="Update cadence per audience, e.g. internal: 15m, external: 30m",
+    )
+
+
+class Priority(Targets):
+    """A priority / severity / urgency. Order in the file is the rank, most urgent first."""
+
+    id: Id
+    name: str | None = None
+    aliases: list[str] = Field(default_factory=list, description="Other names, e.g. Critical")
+    description: str | None = None
+    examples: list[str] = Field(default_factory=list)
+    match: Match | None = Field(None, description="Text that implies this priority")
+    notify: NotifyStyle = NotifyStyle.queue
+    ladder: Id | None = Field(None, description="Escalation ladder started at this priority")
+    calendar: Id | None = Field(None, description="Calendar for clocks (overrides the team's)")
+    postmortem: PostMortem | None = None
+    color: str | None = None
+
+
+class SlaRow(Targets):
+    """Targets for one (team, priority) pair, e.g. seed 004's per-team SLA tables."""
+
+    team: Id
+    priority: Id
+
+
+class SlaPolicy(Model):
+    """What happens as a clock nears and passes its target."""
+
+    warn_at: float = Field(0.8, gt=0, lt=1, description="Warn at this fraction of the target")
+    on_breach: list[Literal["escalate", "notify_manager", "raise_priority"]] = Field(
+        default_factory=lambda: ["escalate"]
+    )
+    pause_when_waiting_on_customer: bool = True
+    rows: list[SlaRow] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- conditions
+
+
+class Match(Model):
+    """Text conditions: any phrase (case-insensitive, word-bounded) or any regex pattern."""
+
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a valid regular expression: {exc}") from exc
+        return patterns
+
+
+class Range(Model):
+    """A numeric condition: ``over`` / ``at_least`` / ``below`` / ``at_most``."""
+
+    over: float | None = None
+    at_least: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"at_least": value}
+        return value
+
+    def holds(self, x: float | None) -> bool:
+        if x is None:
+            return False
+        return (
+            (self.over is None or x > self.over)
+            and (self.at_least is None or x >= self.at_least)
+            and (self.below is None or x < self.below)
+            and (self.at_most is None or x <= self.at_most)
+        )
+
+    def describe(self) -> str:
+        parts = []
+        for word, v in (
+            ("over", self.over),
+            ("at least", self.at_least),
+            ("below", self.below),
+            ("at most", self.at_most),
+        ):
+            if v is not None:
+                parts.append(f"{word} {v:g}")
+        return " and ".join(parts) or "any value"
+
+
+class Condition(Model):
+    """What must hold of an escalation; every key given must hold (AND)."""
+
+    text: Match | None = Field(None, description="Words in the subject or description")
+    category: list[Id] = Field(default_factory=list)
+    priority: list[Id] = Field(default_factory=list)
+    channel: list[Channel] = Field(default_factory=list)
+    source: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="Any of these tags")
+    customer_tier: list[str] = Field(default_factory=list)
+    monthly_value: Range | None = None
+    amount: Range | None = None
+    users_affected: Range | None = None
+    revenue_per_hour: Range | None = None
+    sentiment: Range | None = Field(None, description="VADER compound score, -1..1")
+    dissatisfied: bool | None = None
+    vip: bool | None = Field(None, description="Customer is VIP (routing.vip_* settings)")
+    legal_language: bool | None = None
+    threatening_language: bool | None = None
+    fields: dict[str, str | bool | float | list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_fields_set:
+            raise ValueError("an empty condition always holds: give at least one key")
+        return self
+
+
+# --------------------------------------------------------------------------- categories
+
+
+class PathStep(Model):
+    """One rung of a category's escalation path: a team, or a role within a team."""
+
+    team: Id | None = None
+    role: Id | None = Field(None, description="A role id, or 'lead' for the team's lead")
+    level: Id | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"team": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _names_something(self) -> PathStep:
+        if self.team is None and self.role is None and self.level is None:
+            raise ValueError("a path step names a team, a role or a level")
+        return self
+
+    def label(self) -> str:
+        if self.team and self.role:
+            return f"{self.team}:{self.role}"
+        return self.team or self.role or self.level or "?"
+
+
+class Category(Model):
+    """An issue type: initial owner, escalation path, SLA, required info and handling."""
+
+    id: Id
+    name: str | None = None
+    group: str | None = Field(None, description="Heading it sits under, e.g. Billing Issues")
+    owner: Id | None = Field(None, description="Initial owner team (or the level's team)")
+    also: list[Id] = Field(
+        default_factory=list,
+        description="Teams engaged together with the owner (seed 004: Engineering + Security)",
+    )
+    level: Id | None = None
+    max_level: Id | None = Field(None, description="Highest default level, e.g. L3-L4")
+    path: list[PathStep] = Field(default_factory=list, description="Escalation path in order")
+    priority: Id | None = Field(None, description="Default priority")
+    sla: Targets | None = None
+    required: list[str] = Field(default_factory=list, description="Required information")
+    handling: list[Id] = Field(default_factory=list)
+    authority: Id | None = Field(
+        None, description="Authority action whose amount bands say who decides (e.g. disputes)"
+    )
+    match: Match | None = Field(None, description="Text that suggests this category")
+    examples: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class Outcome(Model):
+    """What a routing rule or trigger sets."""
+
+    category: Id | None = None
+    team: Id | None = None
+    level: Id | None = None
+    min_level: Id | None = Field(None, description="Raise the level to at least this")
+    priority: Id | None = None
+    min_priority: Id | None = Field(None, description="Raise the priority to at least this")
+    handling: list[Id] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    notify: list[Id] = Field(default_factory=list, description="Roles or people to inform")
+
+
+class RoutingRule(Model):
+    id: Id
+    description: str | None = None
+    when: Condition
+    then: Outcome
+    stop: bool = Field(False, description="Later rules do not run after this one fires")
+
+
+class TriageModel(Model):
+    """A learned classifier that decides a field where no rule does (see ``escalade triage``)."""
+
+    field: Literal["category", "team", "priority"]
+    model: str = Field(description="Path to a model file made by 'escalade triage train'")
+    min_confidence: float = Field(0.6, ge=0, le=1)
+    label_map: dict[str, Id] = Field(
+        default_factory=dict, description="Model label → policy id, where they differ"
+    )
+
+
+class Routing(Model):
+    rules: list[RoutingRule] = Field(default_factory=list)
+    default_category: Id | None = None
+    default_priority: Id | None = None
+    triage_queue: Id | None = Field(None, description="Team that takes what nothing decides")
+    dissatisfaction_below: float = Field(
+        -0.5, ge=-1, le=1, description="VADER compound score under which a customer is unhappy"
+    )
+    vip_monthly_value: float | None = Field(
+        None, description="Monthly value over which a customer is VIP (seed 004: 100)"
+    )
+    vip_tiers: list[str] = Field(default_factory=list)
+    triage: list[TriageModel] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- ladders
+
+
+class Recipient(Model):
+    """Who a ladder step or notification reaches: exactly one of the keys."""
+
+    person: Id | None = None
+    role: Id | None = None
+    team: Id | None = None
+    schedule: Id | None = None
+    queue: str | None = None
+    owner: bool | None = Field(None, description="The escalation's current owning team")
+    customer: bool | None = None
+    manager: bool | None = Field(None, description="The owning team's manager")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Recipient:
+        given = [k for k, v in self if v not in (None, False)]
+        if len(given) != 1:
+            raise ValueError(
+                "a target names exactly one of person, role, team, schedule, queue, owner, "
+                "customer, manager"
+            )
+        return self
+
+    def label(self) -> str:
+        for k, v in self:
+            if v not in (None, False):
+                return k if v is True else f"{k}:{v}"
+        return "?"
+
+
+class LadderStep(Model):
+    after: Duration = Field(description="Time since the escalation started (or the ladder)")
+    notify: list[Recipient] = Field(default_factory=list)
+    channel: Channel | None = None
+    template: Id | None = None
+    level: Id | None = Field(None, description="Raise the escalation to this level")
+    unless: list[Literal["acknowledged", "responded", "resolved"]] = Field(
+        default_factory=lambda: ["acknowledged", "resolved"],
+        description="The step is skipped once any of these has happened",
+    )
+    note: str | None = None
+
+
+class Ladder(Model):
+    """Timed steps for a priority, e.g. SEV-1: 15 min Tech Lead + Manager … 4 h CEO."""
+
+    id: Id
+    name: str | None = None
+    steps: list[LadderStep] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, description="Run the whole ladder again this many times")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Ladder:
+        for a, b in zip(self.steps, self.steps[1:], strict=False):
+            if b.after < a.after:
+                raise ValueError("ladder steps must be in order of 'after'")
+        return self
+
+
+class FollowUp(Model):
+    """A recurring reminder while an escalation is open (seed 003: status every 4 h)."""
+
+    id: Id
+    what: str
+    every: Duration
+    to: Recipient
+    priorities: list[Id] = Field(default_factory=list, description="Only at these priorities")
+    audience: Audience = Audience.internal
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+class TriggerKind(StrEnum):
+    automatic = "automatic"  # SLA breach, alert, classification, dissatisfaction
+    manual = "manual"  # agent, customer request, supervisor request
+    threshold = "threshold"  # related issues in a window; actor activity over a limit
+    management = "management"  # legal threat, churn threat, compensation, SLA breach
+
+
+class Threshold(Model):
+    """Counting rule: ``more_than`` per ``window``; optionally on ``days`` of ``within``."""
+
+    activity: str | None = Field(None, description="Activity action counted, e.g. household.created")
+    related: Literal["category", "customer", "alert_key", "text"] | None = Field(
+        None, description="Count related escalations sharing this"
+    )
+    more_than: int = Field(ge=0)
+    window: Duration = Field(description="Counting window, e.g. 1d")
+    per: Literal["actor", "customer", "category", "all"] = "actor"
+    days: int | None = Field(None, ge=1, description="On at least this many days …")
+    within: Duration | None = Field(None, description="… within this span, e.g. 7d")
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Threshold:
+        if (self.activity is None) == (self.related is None):
+            raise ValueError("a threshold counts either 'activity' or 'related' escalations")
+        if self.days is not None and self.within is None:
+            raise ValueError("'days' needs 'within' (the span the days fall in)")
+        return self
+
+
+class Trigger(Model):
+    id: Id
+    kind: TriggerKind
+    description: str | None = None
+    on: (
+        Literal[
+            "sla_breach",
+            "alert",
+            "classification",
+            "dissatisfaction",
+            "agent",
+            "customer_request",
+            "supervisor_request",
+            "create",
+        ]
+        | None
+    ) = None
+    when: Condition | None = None
+    threshold: Threshold | None = None
+    then: Outcome = Field(default_factory=Outcome)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Trigger:
+        if self.kind is TriggerKind.threshold and self.threshold is None:
+            raise ValueError("a threshold trigger needs 'threshold'")
+        if self.kind is not TriggerKind.threshold and self.threshold is not None:
+            raise ValueError("only kind 'threshold' takes 'threshold'")
+        if self.kind is TriggerKind.management and self.when is None and self.on is None:
+            raise ValueError("a management trigger needs 'when' or 'on'")
+        return self
+
+
+# --------------------------------------------------------------------------- authority
+
+
+class Band(Model):
+    """An amount band: lower bound ``from`` (inclusive) or ``over`` (exclusive); upper bound
+    ``below`` (exclusive) or ``through`` (inclusive). Open ends are unbounded."""
+
+    from_: float | None = Field(None, alias="from")
+    over: float | None = None
+    below: float | None = None
+    through: float | None = None
+    authority: list[Id] = Field(min_length=1, description="Roles, teams or levels that may act")
+    timeline: str | None = None
+    lead_only: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _authority_list(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("authority"), str):
+            return {**value, "authority": [value["authority"]]}
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Band:
+        if self.from_ is not None and self.over is not None:
+            raise ValueError("give 'from' or 'over', not both")
+        if self.below is not None and self.through is not None:
+            raise ValueError("give 'below' or 'through', not both")
+        lo, hi = self.lower(), self.upper()
+        if lo is not None and hi is not None and hi < lo:
+            raise ValueError(f"band's upper bound {hi:g} is below its lower bound {lo:g}")
+        return self
+
+    def lower(self) -> float | None:
+        return self.from_ if self.from_ is not None else self.over
+
+    def upper(self) -> float | None:
+        return self.below if self.below is not None else self.through
+
+    def holds(self, x: float) -> bool:
+        return (
+            (self.from_ is None or x >= self.from_)
+            and (self.over is None or x > self.over)
+            and (self.below is None or x < self.below)
+            and (self.through is None or x <= self.through)
+        )
+
+    def describe(self) -> str:
+        lo = (
+            f"from {self.from_:g}"
+            if self.from_ is not None
+            else f"over {self.over:g}"
+            if self.over is not None
+            else ""
+        )
+        hi = (
+            f"below {self.below:g}"
+            if self.below is not None
+            else f"through {self.through:g}"
+            if self.through is not None
+            else ""
+        )
+        return " ".join(p for p in (lo, hi) if p) or "any amount"
+
+
+class Grant(Model):
+    """An authority-matrix cell: who may, who may only as lead."""
+
+    allow: list[Id] = Field(default_factory=list, description="Teams/roles/levels that may")
+    lead_only: list[Id] = Field(default_factory=list, description="Only that team's lead may")
+
+
+class AuthorityAction(Grant):
+    id: Id
+    name: str | None = None
+    bands: list[Band] = Field(default_factory=list, description="Amount bands, in order")
+    currency: str | None = None
+
+
+class Authority(Model):
+    """The authority matrix: actions × roles, with lead-only cells and amount bands."""
+
+    columns: list[Id] = Field(default_factory=list, description="Teams/roles the matrix lists")
+    actions: list[AuthorityAction] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- handling
+
+
+class HandlingKind(StrEnum):
+    no_customer_reply = "no_customer_reply"
+    no_customer_alert = "no_customer_alert"
+    do_not_engage = "do_not_engage"
+    never_in_chat = "never_in_chat"
+    confidential = "confidential"
+    approval_before_communication = "approval_before_communication"
+    single_team = "single_team"
+    note = "note"
+
+
+class HandlingRule(Model):
+    id: Id
+    kind: HandlingKind = HandlingKind.note
+    description: str | None = None
+    never: list[str] = Field(default_factory=list, description="Things never to do")
+    visible_to: list[Id] = Field(default_factory=list, description="Roles that may see it")
+    forbid_channels: list[Channel] = Field(default_factory=list)
+    approver: Id | None = Field(None, description="Role that approves communication")
+    forward_to: str | None = None
+    ticket_note: str | None = None
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class Template(Model):
+    id: Id
+    channel: Channel | None = None
+    audience: Audience = Audience.internal
+    subject: str | None = None
+    body: str = Field(description="Jinja2 text; the escalation is in scope")
+    priorities: list[Id] = Field(default_factory=list, description="Use at these priorities")
+
+
+class NotificationRule(Model):
+    """Who hears of a new escalation at a priority (seed 004: P0 tag @eng-oncall in #incidents)."""
+
+    id: Id
+    when: Condition | None = None
+    priorities: list[Id] = Field(default_factory=list)
+    teams: list[Id] = Field(default_factory=list)
+    to: Recipient
+    channel: Channel
+    address: str | None = Field(None, description="Channel address, e.g. #incidents")
+    mention: str | None = None
+    template: Id | None = None
+    audience: Audience = Audience.internal
+
+
+class MetricTarget(Model):
+    id: Id
+    name: str | None = None
+    below: float | None = None
+    above: float | None = None
+    unit: Literal["ratio", "percent", "seconds", "minutes", "hours", "score"] = "ratio"
+    review: str | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> MetricTarget:
+        if self.below is None and self.above is None:
+            raise ValueError("a metric target gives 'below' or 'above'")
+        return self
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+class Policy(Model):
+    """An escalation policy: the whole process of one organisation."""
+
+    escalade: Literal[1] = Field(1, description="Policy language version")
+    id: Id
+    name: str | None = None
+    description: str | None = None
+    seed: str | None = Field(None, description="The written process this policy encodes")
+    currency: str = "USD"
+    default_calendar: Id | None = None
+    allow_multi_team: bool = Field(
+        False, description="May one issue be escalated to several teams at once?"
+    )
+
+    calendars: list[Calendar] = Field(default_factory=list)
+    levels: list[Level] = Field(default_factory=list)
+    roles: list[Role] = Field(default_factory=list)
+    people: list[Person] = Field(default_factory=list)
+    teams: list[Team] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    priorities: list[Priority] = Field(default_factory=list)
+    sla: SlaPolicy = Field(default_factory=SlaPolicy)
+    handling: list[HandlingRule] = Field(default_factory=list)
+    categories: list[Category] = Field(default_factory=list)
+    routing: Routing = Field(default_factory=Routing)
+    ladders: list[Ladder] = Field(default_factory=list)
+    followups: list[FollowUp] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+    authority: Authority = Field(default_factory=Authority)
+    templates: list[Template] = Field(default_factory=list)
+    notifications: list[NotificationRule] = Field(default_factory=list)
+    metrics: list[MetricTarget] = Field(default_factory=list)
+
+    # ---- lookups (the validator guarantees references resolve)
+
+    def level_rank(self, level_id: str) -> int:
+        return [lv.id for lv in self.levels].index(level_id)
+
+    def priority_rank(self, priority_id: str) -> int:
+        """0 is the most urgent."""
+        return [p.id for p in self.priorities].index(priority_id)
+
+    def get_level(self, level_id: str) -> Level:
+        return next(lv for lv in self.levels if lv.id == level_id)
+
+    def get_team(self, team_id: str) -> Team:
+        return next(t for t in self.teams if t.id == team_id)
+
+    def get_priority(self, priority_id: str) -> Priority:
+        return next(p for p in self.priorities if p.id == priority_id)
+
+    def get_category(self, category_id: str) -> Category:
+        return next(c for c in self.categories if c.id == category_id)
+
+    def get_calendar(self, calendar_id: str) -> Calendar:
+        return next(c for c in self.calendars if c.id == calendar_id)
+
+    def get_ladder(self, ladder_id: str) -> Ladder:
+        return next(lad for lad in self.ladders if lad.id == ladder_id)
+
+    def find_priority(self, name: str) -> Priority | None:
+        """A priority by id, name or alias, ignoring case."""
+        key = name.strip().lower()
+        for p in self.priorities:
+            names = [p.id, p.name or "", *p.aliases]
+            if key in (n.lower() for n in names):
+                return p
+        return None
+
+    def find_category(self, name: str) -> Category | None:
+        key = name.strip().lower()
+        for c in self.categories:
+            if key in (c.id.lower(), (c.name or "").lower()):
+                return c
+        return None
+
+
+Priority.model_rebuild()

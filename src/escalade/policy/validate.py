@@ -1,0 +1,456 @@
+"""Checking a policy: shape (Pydantic) and meaning (references, bands, loops, time zones).
+
+``check_document`` returns *every* problem at once, each with the file, line and column it
+concerns. ``load_policy`` returns a valid :class:`Policy` or raises
+:class:`PolicyInvalid` carrying those problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import jinja2
+from pydantic import ValidationError
+
+from escalade.policy.loader import (
+    Document,
+    Path_,
+    PolicyFileError,
+    Problem,
+    document_from_text,
+    load_document,
+)
+from escalade.policy.models import Band, Policy, Recipient
+
+
+class PolicyInvalid(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Drop Pydantic's internal markers (function names, union tags) from a location."""
+    return tuple(
+        x for x in loc if isinstance(x, int) or not (str(x).startswith("function-") or "[" in str(x))
+    )
+
+
+def _pydantic_problems(doc: Document, exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]))
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'" if loc else "unknown key"
+        elif err["type"] == "missing":
+            msg = f"'{loc[-1]}' is required" if loc else "a required key is missing"
+        where = _loc_text(loc)
+        problems.append(Problem(doc.where(loc), f"{where}: {msg}" if where else msg))
+    return problems
+
+
+@dataclass
+class _Ctx:
+    doc: Document
+    policy: Policy
+    problems: list[Problem]
+
+    def add(self, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.doc.where(path), f"{_loc_text(path)}: {message}"))
+
+
+def _ids(items: Iterable[Any]) -> set[str]:
+    return {it.id for it in items}
+
+
+def _check_duplicates(ctx: _Ctx) -> None:
+    p = ctx.policy
+    sections: list[tuple[Path_, list[Any]]] = [
+        (("calendars",), list(p.calendars)),
+        (("levels",), list(p.levels)),
+        (("roles",), list(p.roles)),
+        (("people",), list(p.people)),
+        (("teams",), list(p.teams)),
+        (("schedules",), list(p.schedules)),
+        (("priorities",), list(p.priorities)),
+        (("handling",), list(p.handling)),
+        (("categories",), list(p.categories)),
+        (("routing", "rules"), list(p.routing.rules)),
+        (("ladders",), list(p.ladders)),
+        (("followups",), list(p.followups)),
+        (("triggers",), list(p.triggers)),
+        (("authority", "actions"), list(p.authority.actions)),
+        (("templates",), list(p.templates)),
+        (("notifications",), list(p.notifications)),
+        (("metrics",), list(p.metrics)),
+    ]
+    for path, items in sections:
+        seen: dict[str, int] = {}
+        for i, it in enumerate(items):
+            if it.id in seen:
+                ctx.add(
+                    (*path, i, "id"),
+                    f"duplicate id '{it.id}' (first used at {ctx.doc.where((*path, seen[it.id]))})",
+                )
+            else:
+                seen[it.id] = i
+    # a team and a role with one name would make path steps ambiguous
+    for i, t in enumerate(p.teams):
+        if t.id in _ids(p.people):
+            ctx.add(("teams", i, "id"), f"'{t.id}' is both a team and a person: rename one")
+
+
+def _check_timezones(ctx: _Ctx) -> None:
+    def check(path: Path_, tz: str | None) -> None:
+        if tz is None:
+            return
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            ctx.add(path, f"unknown time zone '{tz}': use an IANA name such as Europe/Berlin")
+
+    for i, c in enumerate(ctx.policy.calendars):
+        check(("calendars", i, "timezone"), c.timezone)
+        for j, h in enumerate(c.holidays):
+            try:
+                holidays.country_holidays(h.country, subdiv=h.subdivision)
+            except NotImplementedError:
+                ctx.add(
+                    ("calendars", i, "holidays", j, "country"),
+                    f"no holiday calendar for country '{h.country}'"
+                    + (f" subdivision '{h.subdivision}'" if h.subdivision else ""),
+                )
+    for i, s in enumerate(ctx.policy.schedules):
+        check(("schedules", i, "timezone"), s.timezone)
+    for i, person in enumerate(ctx.policy.people):
+        check(("people", i, "timezone"), person.timezone)
+
+
+class _Refs:
+    """Reference checks against the policy's ids."""
+
+    def __init__(self, ctx: _Ctx):
+        p = ctx.policy
+        self.ctx = ctx
+        self.teams = _ids(p.teams)
+        self.levels = _ids(p.levels)
+        self.roles = _ids(p.roles) | {"lead", "manager"}
+        self.people = _ids(p.people)
+        self.calendars = _ids(p.calendars)
+        self.schedules = _ids(p.schedules)
+        self.priorities = _ids(p.priorities)
+        self.categories = _ids(p.categories)
+        self.ladders = _ids(p.ladders)
+        self.templates = _ids(p.templates)
+        self.handling = _ids(p.handling)
+
+    def need(self, path: Path_, value: str | None, kinds: Iterable[str]) -> None:
+        if value is None:
+            return
+        kinds = list(kinds)
+        for kind in kinds:
+            if value in getattr(self, kind):
+                return
+        names = " or ".join(k.rstrip("s") if k != "people" else "person" for k in kinds)
+        known = sorted(set().union(*(getattr(self, k) for k in kinds)))
+        hint = f"; known: {', '.join(known[:12])}" if known else f"; the policy defines no {kinds[0]}"
+        self.ctx.add(path, f"unknown {names} '{value}'{hint}")
+
+    def need_all(self, path: Path_, values: Iterable[str], kinds: Iterable[str]) -> None:
+        kinds = list(kinds)
+        for i, v in enumerate(values):
+            self.need((*path, i), v, kinds)
+
+    def recipient(self, path: Path_, r: Recipient) -> None:
+        self.need((*path, "person"), r.person, ["people"])
+        self.need((*path, "role"), r.role, ["roles"])
+        self.need((*path, "team"), r.team, ["teams"])
+        self.need((*path, "schedule"), r.schedule, ["schedules"])
+
+
+def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section of the policy
+    p = ctx.policy
+    r = _Refs(ctx)
+    r.need(("default_calendar",), p.default_calendar, ["calendars"])
+    for i, lv in enumerate(p.levels):
+        r.need(("levels", i, "team"), lv.team, ["teams"])
+        r.need(("levels", i, "calendar"), lv.calendar, ["calendars"])
+    for i, person in enumerate(p.people):
+        r.need_all(("people", i, "roles"), person.roles, ["roles"])
+    for i, t in enumerate(p.teams):
+        r.need(("teams", i, "level"), t.level, ["levels"])
+        r.need(("teams", i, "calendar"), t.calendar, ["calendars"])
+        r.need(("teams", i, "schedule"), t.schedule, ["schedules"])
+        r.need(("teams", i, "manager"), t.manager, ["people", "roles"])
+        for j, m in enumerate(t.members):
+            r.need(("teams", i, "members", j, "person"), m.person, ["people"])
+    for i, s in enumerate(p.schedules):
+        for j, layer in enumerate(s.layers):
+            r.need_all(("schedules", i, "layers", j, "people"), layer.people, ["people"])
+    for i, pr in enumerate(p.priorities):
+        r.need(("priorities", i, "ladder"), pr.ladder, ["ladders"])
+        r.need(("priorities", i, "calendar"), pr.calendar, ["calendars"])
+        if pr.postmortem:
+            r.need(("priorities", i, "postmortem", "template"), pr.postmortem.template, ["templates"])
+    for i, row in enumerate(p.sla.rows):
+        r.need(("sla", "rows", i, "team"), row.team, ["teams"])
+        r.need(("sla", "rows", i, "priority"), row.priority, ["priorities"])
+    for i, c in enumerate(p.categories):
+        base = ("categories", i)
+        r.need((*base, "owner"), c.owner, ["teams"])
+        r.need_all((*base, "also"), c.also, ["teams"])
+        r.need((*base, "level"), c.level, ["levels"])
+        r.need((*base, "max_level"), c.max_level, ["levels"])
+        r.need((*base, "priority"), c.priority, ["priorities"])
+        r.need_all((*base, "handling"), c.handling, ["handling"])
+        if c.authority is not None and c.authority not in _ids(p.authority.actions):
+            ctx.add((*base, "authority"), f"unknown authority action '{c.authority}'")
+        for j, step in enumerate(c.path):
+            r.need((*base, "path", j, "team"), step.team, ["teams"])
+            r.need((*base, "path", j, "role"), step.role, ["roles"])
+            r.need((*base, "path", j, "level"), step.level, ["levels"])
+        if c.owner is None and (c.level is None or p.levels and _level_team(p, c.level) is None):
+            ctx.add((*base,), "no owner: give 'owner' (a team) or a 'level' that has a team")
+        if c.level and c.max_level and c.level in r.levels and c.max_level in r.levels:
+            if p.level_rank(c.max_level) < p.level_rank(c.level):
+                ctx.add((*base, "max_level"), f"max_level '{c.max_level}' is below level '{c.level}'")
+    rt = p.routing
+    r.need(("routing", "default_category"), rt.default_category, ["categories"])
+    r.need(("routing", "default_priority"), rt.default_priority, ["priorities"])
+    r.need(("routing", "triage_queue"), rt.triage_queue, ["teams"])
+    for i, rule in enumerate(rt.rules):
+        _check_condition(r, ("routing", "rules", i, "when"), rule.when)
+        _check_outcome(r, ("routing", "rules", i, "then"), rule.then)
+    for i, lad in enumerate(p.ladders):
+        for j, step in enumerate(lad.steps):
+            base = ("ladders", i, "steps", j)
+            for k, who in enumerate(step.notify):
+                r.recipient((*base, "notify", k), who)
+            r.need((*base, "level"), step.level, ["levels"])
+            r.need((*base, "template"), step.template, ["templates"])
+    for i, f in enumerate(p.followups):
+        r.recipient(("followups", i, "to"), f.to)
+        r.need_all(("followups", i, "priorities"), f.priorities, ["priorities"])
+    for i, trig in enumerate(p.triggers):
+        if trig.when:
+            _check_condition(r, ("triggers", i, "when"), trig.when)
+        _check_outcome(r, ("triggers", i, "then"), trig.then)
+    principals = ["teams", "roles", "levels"]
+    r.need_all(("authority", "columns"), p.authority.columns, principals)
+    for i, act in enumerate(p.authority.actions):
+        base = ("authority", "actions", i)
+        r.need_all((*base, "allow"), act.allow, principals)
+        r.need_all((*base, "lead_only"), act.lead_only, ["teams"])
+        for j, band in enumerate(act.bands):
+            r.need_all((*base, "bands", j, "authority"), band.authority, principals)
+        _check_bands(ctx, (*base, "bands"), act.bands)
+    for i, tpl in enumerate(p.templates):
+        r.need_all(("templates", i, "priorities"), tpl.priorities, ["priorities"])
+        _check_template(ctx, ("templates", i), tpl.subject, tpl.body)
+    for i, n in enumerate(p.notifications):
+        if n.when:
+            _check_condition(r, ("notifications", i, "when"), n.when)
+        r.need_all(("notifications", i, "priorities"), n.priorities, ["priorities"])
+        r.need_all(("notifications", i, "teams"), n.teams, ["teams"])
+        r.recipient(("notifications", i, "to"), n.to)
+        r.need(("notifications", i, "template"), n.template, ["templates"])
+    for i, h in enumerate(p.handling):
+        r.need(("handling", i, "approver"), h.approver, ["roles", "people"])
+        r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])
+
+
+def _level_team(p: Policy, level_id: str) -> str | None:
+    for lv in p.levels:
+        if lv.id == level_id:
+            return lv.team
+    return None
+
+
+def _check_condition(r: _Refs, path: Path_, cond: Any) -> None:
+    r.need_all((*path, "category"), cond.category, ["categories"])
+    r.need_all((*path, "priority"), cond.priority, ["priorities"])
+
+
+def _check_outcome(r: _Refs, path: Path_, out: Any) -> None:
+    r.need((*path, "category"), out.category, ["categories"])
+    r.need((*path, "team"), out.team, ["teams"])
+    r.need((*path, "level"), out.level, ["levels"])
+    r.need((*path, "min_level"), out.min_level, ["levels"])
+    r.need((*path, "priority"), out.priority, ["priorities"])
+    r.need((*path, "min_priority"), out.min_priority, ["priorities"])
+    r.need_all((*path, "handling"), out.handling, ["handling"])
+    r.need_all((*path, "notify"), out.notify, ["roles", "people", "teams"])
+
+
+def _check_bands(ctx: _Ctx, path: Path_, bands: list[Band]) -> None:
+    """Bands must tile the amounts in order: no gap, no overlap."""
+    for j in range(1, len(bands)):
+        prev, cur = bands[j - 1], bands[j]
+        hi, lo = prev.upper(), cur.lower()
+        where = (*path, j)
+        if hi is None:
+            ctx.add(where, f"overlapping bands: band {j} (unbounded above) already covers this band")
+            continue
+        if lo is None:
+            ctx.add(where, f"overlapping bands: band {j + 1} has no lower bound but band {j} ends at {hi:g}")
+            continue
+        if lo > hi:
+            ctx.add(where, f"gap between bands: amounts between {hi:g} and {lo:g} have no authority")
+        elif lo < hi:
+            ctx.add(where, f"overlapping bands: {lo:g} to {hi:g} is in two bands")
+        elif prev.through is not None and cur.from_ is not None:
+            ctx.add(where, f"overlapping bands: {hi:g} is in both (use 'over: {hi:g}')")
+        elif prev.below is not None and cur.over is not None:
+            ctx.add(where, f"gap between bands: exactly {hi:g} is in no band (use 'from: {hi:g}')")
+
+
+def _check_template(ctx: _Ctx, path: Path_, subject: str | None, body: str) -> None:
+    env = jinja2.Environment(autoescape=False)
+    for key, text in (("subject", subject), ("body", body)):
+        if text is None:
+            continue
+        try:
+            env.parse(text)
+        except jinja2.TemplateSyntaxError as exc:
+            ctx.add((*path, key), f"template error on its line {exc.lineno}: {exc.message}")
+
+
+def _check_paths(ctx: _Ctx) -> None:
+    """An escalation path that returns to a team it already passed through loops."""
+    for i, c in enumerate(ctx.policy.categories):
+        seen: dict[str, int] = {}
+        start = c.owner or (_level_team(ctx.policy, c.level) if c.level else None)
+        if start:
+            seen[start] = -1
+        for j, step in enumerate(c.path):
+            key = step.label()
+            if key in seen:
+                first = "the initial owner" if seen[key] < 0 else f"step {seen[key] + 1}"
+                ctx.add(
+                    ("categories", i, "path", j),
+                    f"escalation path loops: '{key}' is already {first} of the path",
+                )
+            else:
+                seen[key] = j
+
+
+_NESTED_LISTS = {("routing", "rules"), ("authority", "actions"), ("sla", "rows")}
+
+
+def _item_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The list item of a policy section that a Pydantic error lies in, if any."""
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        return loc[:2]
+    if len(loc) >= 3 and tuple(loc[:2]) in _NESTED_LISTS and isinstance(loc[2], int):
+        return loc[:3]
+    return None
+
+
+def _prune(data: Any, items: set[tuple[str | int, ...]]) -> tuple[Any, set[str]]:
+    """A copy of ``data`` without the given section items; also the ids they had."""
+    import copy
+
+    data = copy.deepcopy(data)
+    dropped: set[str] = set()
+    for path in sorted(items, key=lambda p: p[-1], reverse=True):
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        item = parent[path[-1]]
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            dropped.add(item["id"])
+        del parent[path[-1]]
+    return data, dropped
+
+
+def check_document(doc: Document) -> list[Problem]:
+    """Every problem with a parsed policy document; empty when it is valid.
+
+    Shape errors come first; the items that have them are then set aside so that the
+    meaning of the rest (references, bands, loops, time zones) is checked too.
+    """
+    problems: list[Problem] = []
+    data = doc.data
+    dropped: set[str] = set()
+    for _ in range(4):
+        try:
+            policy = Policy.model_validate(data)
+            break
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(doc, exc))
+            bad_items: set[tuple[str | int, ...]] = set()
+            for err in exc.errors(include_url=False):
+                item = _item_path(_clean_loc(tuple(err["loc"])))
+                if item is None:
+                    return sorted(set(problems))
+                bad_items.add(item)
+            try:
+                data, ids = _prune(data, bad_items)
+            except (KeyError, IndexError, TypeError):
+                return sorted(set(problems))
+            dropped |= ids
+    else:
+        return sorted(set(problems))
+    ctx = _Ctx(doc, policy, [])
+    _check_duplicates(ctx)
+    _check_timezones(ctx)
+    _check_references(ctx)
+    _check_paths(ctx)
+    for problem in ctx.problems:
+        # a reference to an item already reported as malformed is not a second problem
+        if not any(f"'{d}'" in problem.message and "unknown" in problem.message for d in dropped):
+            problems.append(problem)
+    return sorted(set(problems))
+
+
+def _validated(doc: Document) -> Policy:
+    problems = check_document(doc)
+    if problems:
+        raise PolicyInvalid(problems)
+    return Policy.model_validate(doc.data)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A valid policy from a file, or PolicyInvalid with every problem."""
+    try:
+        doc = load_document(path)
+    except PolicyFileError as exc:
+        raise PolicyInvalid(exc.problems) from None
+    return _validated(doc)
+
+
+def policy_from_text(text: str, display: str = "<policy>") -> Policy:
+    try:
+        doc = document_from_text(text, display)
+    except PolicyFileError as exc:
+        raise PolicyInvalid(exc.problems) from None
+    return _validated(doc)
+
+
+def check_files(paths: Iterable[str | Path]) -> Iterator[Problem]:
+    """Problems for each file in turn (used by ``escalade policy check``)."""
+    for path in paths:
+        try:
+            doc = load_document(path)
+        except PolicyFileError as exc:
+            yield from sorted(set(exc.problems))
+            continue
+        yield from check_document(doc)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from escalade.cli.route import route_command
+from escalade.cli.serve import serve_command
 from escalade.policy import PolicyInvalid, check_files
 from escalade.policy.models import Policy
 
@@ -20,6 +22,8 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check policies and print their schema.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.command("route")(route_command)
+app.command("serve")(serve_command)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -182,7 +182,9 @@ def _read(path: Path, display: str, stack: tuple[Path, ...]) -> Located:
     except FileNotFoundError:
         raise PolicyFileError([Problem(Position(display, 1, 1), "no such file")]) from None
     except IsADirectoryError:
-        raise PolicyFileError([Problem(Position(display, 1, 1), "is a folder, not a file")]) from None
+        raise PolicyFileError(
+            [Problem(Position(display, 1, 1), "is a folder, not a file")]
+        ) from None
     except OSError as exc:
         raise PolicyFileError(
             [Problem(Position(display, 1, 1), f"cannot read: {exc.strerror}")]

@@ -370,13 +370,17 @@ class SlaRow(Targets):
     priority: Id
 
 
+class BreachAction(StrEnum):
+    escalate = "escalate"  # along the category's path / next level
+    notify_manager = "notify_manager"
+    raise_priority = "raise_priority"
+
+
 class SlaPolicy(Model):
     """What happens as a clock nears and passes its target."""
 
     warn_at: float = Field(0.8, gt=0, lt=1, description="Warn at this fraction of the target")
-    on_breach: list[Literal["escalate", "notify_manager", "raise_priority"]] = Field(
-        default_factory=lambda: ["escalate"]
-    )
+    on_breach: list[BreachAction] = Field(default_factory=lambda: [BreachAction.escalate])
     pause_when_waiting_on_customer: bool = True
     rows: list[SlaRow] = Field(default_factory=list)
 
@@ -603,14 +607,20 @@ class Recipient(Model):
         return "?"
 
 
+class StopWhen(StrEnum):
+    acknowledged = "acknowledged"
+    responded = "responded"
+    resolved = "resolved"
+
+
 class LadderStep(Model):
     after: Duration = Field(description="Time since the escalation started (or the ladder)")
     notify: list[Recipient] = Field(default_factory=list)
     channel: Channel | None = None
     template: Id | None = None
     level: Id | None = Field(None, description="Raise the escalation to this level")
-    unless: list[Literal["acknowledged", "responded", "resolved"]] = Field(
-        default_factory=lambda: ["acknowledged", "resolved"],
+    unless: list[StopWhen] = Field(
+        default_factory=lambda: [StopWhen.acknowledged, StopWhen.resolved],
         description="The step is skipped once any of these has happened",
     )
     note: str | None = None
@@ -656,7 +666,9 @@ class TriggerKind(StrEnum):
 class Threshold(Model):
     """Counting rule: ``more_than`` per ``window``; optionally on ``days`` of ``within``."""
 
-    activity: str | None = Field(None, description="Activity action counted, e.g. household.created")
+    activity: str | None = Field(
+        None, description="Activity action counted, e.g. household.created"
+    )
     related: Literal["category", "customer", "alert_key", "text"] | None = Field(
         None, description="Count related escalations sharing this"
     )

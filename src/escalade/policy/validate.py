@@ -47,7 +47,9 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     """Drop Pydantic's internal markers (function names, union tags) from a location."""
     return tuple(
-        x for x in loc if isinstance(x, int) or not (str(x).startswith("function-") or "[" in str(x))
+        x
+        for x in loc
+        if isinstance(x, int) or not (str(x).startswith("function-") or "[" in str(x))
     )
 
 
@@ -171,7 +173,9 @@ class _Refs:
                 return
         names = " or ".join(k.rstrip("s") if k != "people" else "person" for k in kinds)
         known = sorted(set().union(*(getattr(self, k) for k in kinds)))
-        hint = f"; known: {', '.join(known[:12])}" if known else f"; the policy defines no {kinds[0]}"
+        hint = (
+            f"; known: {', '.join(known[:12])}" if known else f"; the policy defines no {kinds[0]}"
+        )
         self.ctx.add(path, f"unknown {names} '{value}'{hint}")
 
     def need_all(self, path: Path_, values: Iterable[str], kinds: Iterable[str]) -> None:
@@ -186,7 +190,7 @@ class _Refs:
         self.need((*path, "schedule"), r.schedule, ["schedules"])
 
 
-def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section of the policy
+def _check_references(ctx: _Ctx) -> None:
     p = ctx.policy
     r = _Refs(ctx)
     r.need(("default_calendar",), p.default_calendar, ["calendars"])
@@ -209,12 +213,14 @@ def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section o
         r.need(("priorities", i, "ladder"), pr.ladder, ["ladders"])
         r.need(("priorities", i, "calendar"), pr.calendar, ["calendars"])
         if pr.postmortem:
-            r.need(("priorities", i, "postmortem", "template"), pr.postmortem.template, ["templates"])
+            r.need(
+                ("priorities", i, "postmortem", "template"), pr.postmortem.template, ["templates"]
+            )
     for i, row in enumerate(p.sla.rows):
         r.need(("sla", "rows", i, "team"), row.team, ["teams"])
         r.need(("sla", "rows", i, "priority"), row.priority, ["priorities"])
     for i, c in enumerate(p.categories):
-        base = ("categories", i)
+        base: Path_ = ("categories", i)
         r.need((*base, "owner"), c.owner, ["teams"])
         r.need_all((*base, "also"), c.also, ["teams"])
         r.need((*base, "level"), c.level, ["levels"])
@@ -227,11 +233,14 @@ def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section o
             r.need((*base, "path", j, "team"), step.team, ["teams"])
             r.need((*base, "path", j, "role"), step.role, ["roles"])
             r.need((*base, "path", j, "level"), step.level, ["levels"])
-        if c.owner is None and (c.level is None or p.levels and _level_team(p, c.level) is None):
+        if c.owner is None and (c.level is None or _level_team(p, c.level) is None):
             ctx.add((*base,), "no owner: give 'owner' (a team) or a 'level' that has a team")
-        if c.level and c.max_level and c.level in r.levels and c.max_level in r.levels:
-            if p.level_rank(c.max_level) < p.level_rank(c.level):
-                ctx.add((*base, "max_level"), f"max_level '{c.max_level}' is below level '{c.level}'")
+        if (
+            c.level in r.levels
+            and c.max_level in r.levels
+            and p.level_rank(c.max_level or "") < p.level_rank(c.level or "")
+        ):
+            ctx.add((*base, "max_level"), f"max_level '{c.max_level}' is below level '{c.level}'")
     rt = p.routing
     r.need(("routing", "default_category"), rt.default_category, ["categories"])
     r.need(("routing", "default_priority"), rt.default_priority, ["priorities"])
@@ -240,12 +249,12 @@ def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section o
         _check_condition(r, ("routing", "rules", i, "when"), rule.when)
         _check_outcome(r, ("routing", "rules", i, "then"), rule.then)
     for i, lad in enumerate(p.ladders):
-        for j, step in enumerate(lad.steps):
-            base = ("ladders", i, "steps", j)
-            for k, who in enumerate(step.notify):
-                r.recipient((*base, "notify", k), who)
-            r.need((*base, "level"), step.level, ["levels"])
-            r.need((*base, "template"), step.template, ["templates"])
+        for j, lstep in enumerate(lad.steps):
+            lbase = ("ladders", i, "steps", j)
+            for k, who in enumerate(lstep.notify):
+                r.recipient((*lbase, "notify", k), who)
+            r.need((*lbase, "level"), lstep.level, ["levels"])
+            r.need((*lbase, "template"), lstep.template, ["templates"])
     for i, f in enumerate(p.followups):
         r.recipient(("followups", i, "to"), f.to)
         r.need_all(("followups", i, "priorities"), f.priorities, ["priorities"])
@@ -256,12 +265,12 @@ def _check_references(ctx: _Ctx) -> None:  # noqa: C901 - one line per section o
     principals = ["teams", "roles", "levels"]
     r.need_all(("authority", "columns"), p.authority.columns, principals)
     for i, act in enumerate(p.authority.actions):
-        base = ("authority", "actions", i)
-        r.need_all((*base, "allow"), act.allow, principals)
-        r.need_all((*base, "lead_only"), act.lead_only, ["teams"])
+        abase: Path_ = ("authority", "actions", i)
+        r.need_all((*abase, "allow"), act.allow, principals)
+        r.need_all((*abase, "lead_only"), act.lead_only, ["teams"])
         for j, band in enumerate(act.bands):
-            r.need_all((*base, "bands", j, "authority"), band.authority, principals)
-        _check_bands(ctx, (*base, "bands"), act.bands)
+            r.need_all((*abase, "bands", j, "authority"), band.authority, principals)
+        _check_bands(ctx, (*abase, "bands"), act.bands)
     for i, tpl in enumerate(p.templates):
         r.need_all(("templates", i, "priorities"), tpl.priorities, ["priorities"])
         _check_template(ctx, ("templates", i), tpl.subject, tpl.body)
@@ -307,13 +316,20 @@ def _check_bands(ctx: _Ctx, path: Path_, bands: list[Band]) -> None:
         hi, lo = prev.upper(), cur.lower()
         where = (*path, j)
         if hi is None:
-            ctx.add(where, f"overlapping bands: band {j} (unbounded above) already covers this band")
+            ctx.add(
+                where, f"overlapping bands: band {j} (unbounded above) already covers this band"
+            )
             continue
         if lo is None:
-            ctx.add(where, f"overlapping bands: band {j + 1} has no lower bound but band {j} ends at {hi:g}")
+            ctx.add(
+                where,
+                f"overlapping bands: band {j + 1} has no lower bound but band {j} ends at {hi:g}",
+            )
             continue
         if lo > hi:
-            ctx.add(where, f"gap between bands: amounts between {hi:g} and {lo:g} have no authority")
+            ctx.add(
+                where, f"gap between bands: amounts between {hi:g} and {lo:g} have no authority"
+            )
         elif lo < hi:
             ctx.add(where, f"overlapping bands: {lo:g} to {hi:g} is in two bands")
         elif prev.through is not None and cur.from_ is not None:

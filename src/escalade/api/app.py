@@ -1,0 +1,85 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; nothing runs at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from escalade import __version__
+from escalade.clock import Clock, SystemClock
+from escalade.policy import Policy
+from escalade.routing.loading import router_for
+from escalade.routing.models import Decision, EscalationInput
+from escalade.routing.router import Router, RoutingInputError
+from escalade.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    policy: Policy
+    policy_path: Path | None
+    router: Router
+    clock: Clock
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        out.append(
+            {"loc": loc, "field": ".".join(loc[1:]) or "body", "msg": msg, "type": err.get("type")}
+        )
+    return out
+
+
+def create_app(
+    settings: Settings, policy: Policy, policy_path: Path | None, clock: Clock | None = None
+) -> FastAPI:
+    state = AppState(
+        settings=settings,
+        policy=policy,
+        policy_path=policy_path,
+        router=router_for(policy, policy_path),
+        clock=clock or SystemClock(),
+    )
+    app = FastAPI(
+        title="Escalade",
+        version=__version__,
+        description="Support escalation and on-call: the escalation process as code.",
+    )
+    app.state.escalade = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _field_errors(exc)})
+
+    @app.exception_handler(RoutingInputError)
+    async def _unknown(_: Request, exc: RoutingInputError) -> JSONResponse:
+        detail = [{"loc": ["body", exc.field], "field": exc.field, "msg": exc.message}]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process is up and holds a valid policy."""
+        return {"status": "ok", "version": __version__, "policy": state.policy.id}
+
+    @app.get("/v1/policy", tags=["policy"])
+    def get_policy() -> dict[str, Any]:
+        """The active policy."""
+        return state.policy.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @app.post("/v1/route", tags=["routing"], response_model=Decision)
+    def post_route(escalation: EscalationInput) -> Decision:
+        """A routing decision, with its reasons, for a posted escalation (not stored)."""
+        return state.router.route(escalation, state.clock.now())
+
+    return app

@@ -1,0 +1,629 @@
+"""Routing: a pure function from (policy, escalation input, time) to an explained decision.
+
+The order is fixed and every step that decides something adds a sentence to ``reasons``:
+
+1. category: given → first rule that sets one → text match on categories → triage model →
+   default → none (a person triages);
+2. priority: given → most urgent of the category's default and priorities whose phrases
+   match → triage model → default;
+3. rules and triggers, in file order, set or raise team, level, priority and handling;
+4. team: rule → category owner (or its level's team) → triage model → triage queue;
+5. amount bands of the category's authority action; level; missing required information.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from escalade.durations import format_duration
+from escalade.policy.models import (
+    Category,
+    Condition,
+    Outcome,
+    Policy,
+    Priority,
+    TriageModel,
+    TriggerKind,
+)
+from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
+from escalade.routing.signals import match_text, read_signals
+
+
+class RoutingInputError(ValueError):
+    """The input names something the policy does not know."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class PredictionLike(Protocol):
+    @property
+    def label(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
+    @property
+    def runner_up(self) -> str | None: ...
+    @property
+    def runner_up_probability(self) -> float | None: ...
+    @property
+    def top_words(self) -> list[str]: ...
+
+
+class Predictor(Protocol):
+    """A learned triage model (see ``escalade.triage``)."""
+
+    @property
+    def name(self) -> str: ...
+    def predict(self, inp: EscalationInput) -> PredictionLike: ...
+    def predict_many(self, inputs: Sequence[EscalationInput]) -> Sequence[PredictionLike]: ...
+
+
+@dataclass
+class _State:
+    category: Category | None = None
+    team: str | None = None
+    level: str | None = None
+    priority: Priority | None = None
+    priority_given: bool = False
+    handling: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    guesses: list[TriageGuess] = field(default_factory=list)
+    needs_triage: bool = False
+    authority: list[str] = field(default_factory=list)
+
+    def add_handling(self, ids: Sequence[str]) -> None:
+        for h in ids:
+            if h not in self.handling:
+                self.handling.append(h)
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+class Router:
+    """A policy prepared for routing many escalations (the policy is read once)."""
+
+    def __init__(self, policy: Policy, classifiers: Mapping[str, Predictor] | None = None):
+        self.policy = policy
+        self.classifiers = dict(classifiers or {})
+        self._triage: dict[str, TriageModel] = {t.field: t for t in policy.routing.triage}
+        self._management = [
+            t
+            for t in policy.triggers
+            if t.when is not None
+            and t.kind in (TriggerKind.management, TriggerKind.automatic)
+            and t.on in (None, "create", "classification", "dissatisfaction")
+        ]
+
+    # ------------------------------------------------------------------ public
+
+    def route(
+        self,
+        inp: EscalationInput,
+        now: datetime,
+        predictions: Mapping[str, PredictionLike] | None = None,
+    ) -> Decision:
+        """Decide category, team, level, priority and handling for one escalation."""
+        del now  # routing does not depend on the time yet; calendars act later (SLA clocks)
+        p = self.policy
+        signals = read_signals(inp, p.routing)
+        st = _State()
+        self._given(inp, st)
+        preds = dict(predictions or {})
+        if st.category is None:
+            self._category(inp, signals, st, preds)
+        self._priority(inp, st, preds)
+        self._apply_rules(inp, signals, st)
+        self._team(inp, st, preds)
+        self._authority(inp, st)
+        self._level(st)
+        missing = self._missing(inp, st)
+        cat = st.category
+        also = [t for t in (cat.also if cat else []) if t != st.team]
+        if also and not p.allow_multi_team:
+            st.reasons.append(
+                f"category '{cat.id if cat else ''}' engages {', '.join(also)} together with "
+                f"{st.team}, as the policy lists them (one issue is otherwise never sent to "
+                "several teams at once)"
+            )
+        priority = st.priority
+        return Decision(
+            category=cat.id if cat else None,
+            team=st.team or "",
+            level=st.level,
+            priority=priority.id if priority else None,
+            handling=st.handling,
+            missing=missing,
+            reasons=st.reasons,
+            also=also,
+            path=[s.label() for s in (cat.path if cat else [])],
+            tags=st.tags,
+            notify=st.notify,
+            rules=st.rules,
+            triggers=st.triggers,
+            needs_triage=st.needs_triage,
+            signals=signals,
+            triage=st.guesses,
+            response_target=self._response_target(inp, st),
+            authority=st.authority,
+        )
+
+    def predict_batch(self, inputs: Sequence[EscalationInput]) -> list[dict[str, PredictionLike]]:
+        """Learned-model predictions for a batch at once (vectorised), per input."""
+        out: list[dict[str, PredictionLike]] = [{} for _ in inputs]
+        for field_name in self._triage:
+            clf = self.classifiers.get(field_name)
+            if clf is None or not inputs:
+                continue
+            for i, pred in enumerate(clf.predict_many(inputs)):
+                out[i][field_name] = pred
+        return out
+
+    def route_many(self, inputs: Sequence[EscalationInput], now: datetime) -> list[Decision]:
+        """Route a batch; learned models predict the whole batch at once."""
+        preds = self.predict_batch(inputs)
+        return [self.route(inp, now, preds[i]) for i, inp in enumerate(inputs)]
+
+    # ------------------------------------------------------------------ steps
+
+    def _given(self, inp: EscalationInput, st: _State) -> None:
+        p = self.policy
+        if inp.category is not None:
+            cat = p.find_category(inp.category)
+            if cat is None:
+                known = ", ".join(c.id for c in p.categories[:15])
+                raise RoutingInputError(
+                    "category", f"'{inp.category}' is not a category of this policy ({known})"
+                )
+            st.category = cat
+            st.reasons.append(f"category '{cat.id}' was given with the escalation")
+        if inp.priority is not None:
+            pr = p.find_priority(inp.priority)
+            if pr is None:
+                known = ", ".join(x.id for x in p.priorities)
+                raise RoutingInputError(
+                    "priority", f"'{inp.priority}' is not a priority of this policy ({known})"
+                )
+            st.priority = pr
+            st.priority_given = True
+            st.reasons.append(f"priority '{pr.id}' was given with the escalation")
+
+    def _category(
+        self,
+        inp: EscalationInput,
+        signals: Signals,
+        st: _State,
+        preds: dict[str, PredictionLike],
+    ) -> None:
+        p = self.policy
+        for rule in p.routing.rules:
+            if rule.then.category and self._holds(rule.when, inp, signals, st):
+                st.category = p.get_category(rule.then.category)
+                st.reasons.append(
+                    f"rule '{rule.id}' set category '{rule.then.category}' "
+                    f"({self._why(rule.when, inp, signals)})"
+                )
+                return
+        text = inp.text
+        best: tuple[int, Category, list[str]] | None = None
+        for cat in p.categories:
+            if cat.match is None:
+                continue
+            hits = match_text(cat.match, text)
+            if hits and (best is None or len(hits) > best[0]):
+                best = (len(hits), cat, hits)
+        if best is not None:
+            st.category = best[1]
+            words = ", ".join(f"'{h}'" for h in best[2][:4])
+            st.reasons.append(f"category '{best[1].id}': the text mentions {words}")
+            return
+        label = self._guess("category", inp, st, preds)
+        if label is not None:
+            st.category = p.get_category(label)
+            return
+        if p.routing.default_category:
+            st.category = p.get_category(p.routing.default_category)
+            st.reasons.append(
+                f"no rule or phrase decided the category: policy default "
+                f"'{p.routing.default_category}'"
+            )
+            return
+        if "category" not in self._triage:
+            st.reasons.append("no rule, phrase or model decided the category")
+
+    def _priority(self, inp: EscalationInput, st: _State, preds: dict[str, PredictionLike]) -> None:
+        if st.priority_given:
+            return
+        p = self.policy
+        candidates: list[tuple[Priority, str]] = []
+        if st.category is not None and st.category.priority:
+            candidates.append(
+                (
+                    p.get_priority(st.category.priority),
+                    f"category '{st.category.id}' defaults to priority '{st.category.priority}'",
+                )
+            )
+        for pr in p.priorities:
+            if pr.match is None:
+                continue
+            hits = match_text(pr.match, inp.text)
+            if hits:
+                words = ", ".join(f"'{h}'" for h in hits[:3])
+                candidates.append((pr, f"priority '{pr.id}': the text mentions {words}"))
+                break  # priorities are most urgent first: the first that matches is the highest
+        if candidates:
+            chosen, why = min(candidates, key=lambda c: p.priority_rank(c[0].id))
+            st.priority = chosen
+            if len(candidates) > 1 and chosen is not candidates[0][0]:
+                why += f" (more urgent than the category's default '{candidates[0][0].id}')"
+            st.reasons.append(why)
+            return
+        label = self._guess("priority", inp, st, preds)
+        if label is not None:
+            st.priority = p.get_priority(label)
+            return
+        if p.routing.default_priority:
+            st.priority = p.get_priority(p.routing.default_priority)
+            st.reasons.append(f"policy default priority '{p.routing.default_priority}'")
+
+    def _apply_rules(self, inp: EscalationInput, signals: Signals, st: _State) -> None:
+        for rule in self.policy.routing.rules:
+            if not self._holds(rule.when, inp, signals, st):
+                continue
+            st.rules.append(rule.id)
+            changed = self._apply(rule.then, st)
+            if changed or rule.then.category is None:
+                why = self._why(rule.when, inp, signals)
+                st.reasons.append(f"rule '{rule.id}' ({why}): {changed or 'no change'}")
+            if rule.stop:
+                st.reasons.append(f"rule '{rule.id}' stops further rules")
+                break
+        for trig in self._management:
+            assert trig.when is not None
+            if not self._holds(trig.when, inp, signals, st):
+                continue
+            st.triggers.append(trig.id)
+            changed = self._apply(trig.then, st)
+            why = self._why(trig.when, inp, signals)
+            st.reasons.append(
+                f"{trig.kind.value} trigger '{trig.id}' fired ({why}): {changed or 'recorded'}"
+            )
+
+    def _apply(self, out: Outcome, st: _State) -> str:
+        """Apply an outcome; say what changed."""
+        p = self.policy
+        changes: list[str] = []
+        if out.team and out.team != st.team:
+            st.team = out.team
+            changes.append(f"team '{out.team}'")
+        if out.level and out.level != st.level:
+            st.level = out.level
+            changes.append(f"level '{out.level}'")
+        if out.min_level:
+            current = st.level or (st.category.level if st.category else None)
+            if current is None or p.level_rank(out.min_level) > p.level_rank(current):
+                st.level = out.min_level
+                changes.append(f"level raised to '{out.min_level}'")
+            elif st.level is None:
+                st.level = current
+        if (
+            out.priority
+            and not st.priority_given
+            and (st.priority is None or st.priority.id != out.priority)
+        ):
+            st.priority = p.get_priority(out.priority)
+            changes.append(f"priority '{out.priority}'")
+        if out.min_priority:
+            target = p.get_priority(out.min_priority)
+            if st.priority is None or p.priority_rank(target.id) < p.priority_rank(st.priority.id):
+                before = st.priority.id if st.priority else "none"
+                st.priority = target
+                changes.append(f"priority raised from '{before}' to '{target.id}'")
+        new_handling = [h for h in out.handling if h not in st.handling]
+        if new_handling:
+            st.add_handling(new_handling)
+            changes.append("handling " + ", ".join(new_handling))
+        for tag in out.tags:
+            if tag not in st.tags:
+                st.tags.append(tag)
+        new_notify = [n for n in out.notify if n not in st.notify]
+        if new_notify:
+            st.notify.extend(new_notify)
+            changes.append("inform " + ", ".join(new_notify))
+        return ", ".join(changes)
+
+    def _team(self, inp: EscalationInput, st: _State, preds: dict[str, PredictionLike]) -> None:
+        p = self.policy
+        cat = st.category
+        if cat is not None:
+            st.add_handling(cat.handling)
+        if st.team is not None:
+            return
+        if cat is not None:
+            if cat.owner:
+                st.team = cat.owner
+                st.reasons.append(f"category '{cat.id}' is owned by team '{cat.owner}'")
+                return
+            level_team = p.get_level(cat.level).team if cat.level else None
+            if level_team:
+                st.team = level_team
+                st.reasons.append(
+                    f"category '{cat.id}' starts at level '{cat.level}', worked by team "
+                    f"'{level_team}'"
+                )
+                return
+        label = self._guess("team", inp, st, preds)
+        if label is not None:
+            st.team = label
+            return
+        queue = p.routing.triage_queue
+        st.needs_triage = True
+        if queue:
+            st.team = queue
+            st.reasons.append(
+                f"nothing decided the team: triage queue '{queue}' (a person decides)"
+            )
+        else:
+            st.team = p.teams[0].id if p.teams else ""
+            st.reasons.append(
+                f"nothing decided the team and the policy names no triage queue: first team "
+                f"'{st.team}' (a person decides)"
+            )
+
+    def _authority(self, inp: EscalationInput, st: _State) -> None:
+        cat = st.category
+        if inp.amount is None or cat is None or cat.authority is None:
+            return
+        p = self.policy
+        action = next(a for a in p.authority.actions if a.id == cat.authority)
+        band = next((b for b in action.bands if b.holds(inp.amount)), None)
+        if band is None:
+            st.reasons.append(
+                f"amount {_money(inp.amount)} is in no band of '{action.id}': a person decides"
+            )
+            st.needs_triage = True
+            return
+        st.authority = list(band.authority)
+        timeline = f", {band.timeline}" if band.timeline else ""
+        st.reasons.append(
+            f"amount {_money(inp.amount)} {p.currency} is in band '{band.describe()}' of "
+            f"'{action.id}': {', '.join(band.authority)} decides{timeline}"
+        )
+        level_ids = {lv.id for lv in p.levels}
+        for who in band.authority:
+            if who in level_ids:
+                current = st.level or cat.level
+                if current is None or p.level_rank(who) > p.level_rank(current):
+                    st.level = who
+                    st.reasons.append(f"level raised to '{who}' by the amount band")
+            elif who not in st.notify:
+                st.notify.append(who)
+
+    def _level(self, st: _State) -> None:
+        p = self.policy
+        cat = st.category
+        if st.level is None and cat is not None and cat.level:
+            st.level = cat.level
+            span = f" (range {cat.level}–{cat.max_level})" if cat.max_level else ""
+            st.reasons.append(f"category '{cat.id}' starts at level '{cat.level}'{span}")
+        if st.level is None and st.team:
+            team = next((t for t in p.teams if t.id == st.team), None)
+            if team and team.level:
+                st.level = team.level
+                st.reasons.append(f"team '{team.id}' works at level '{team.level}'")
+
+    def _missing(self, inp: EscalationInput, st: _State) -> list[str]:
+        if st.category is None:
+            return []
+        missing = [name for name in st.category.required if not inp.has_field(name)]
+        if missing:
+            st.reasons.append(
+                f"category '{st.category.id}' requires information still missing: "
+                + ", ".join(missing)
+            )
+        return missing
+
+    def _response_target(self, inp: EscalationInput, st: _State) -> str | None:
+        """First-response target: category SLA, team×priority row, priority, then level."""
+        p = self.policy
+        cat, pr = st.category, st.priority
+        channel = inp.channel
+        candidates = []
+        if cat and cat.sla:
+            candidates.append(cat.sla)
+        if pr is not None and st.team:
+            candidates.extend(r for r in p.sla.rows if r.team == st.team and r.priority == pr.id)
+        if pr is not None:
+            candidates.append(pr)
+        for targets in candidates:
+            if channel is not None and channel in targets.first_response:
+                return format_duration(targets.first_response[channel].target)
+            if targets.response is not None:
+                return format_duration(targets.response.target)
+        if st.level:
+            level = p.get_level(st.level)
+            if channel is not None and channel in level.response_by_channel:
+                return format_duration(level.response_by_channel[channel])
+            if level.response is not None:
+                return format_duration(level.response)
+        return None
+
+    # ------------------------------------------------------------------ learned triage
+
+    def _guess(
+        self, field_name: str, inp: EscalationInput, st: _State, preds: dict[str, PredictionLike]
+    ) -> str | None:
+        spec = self._triage.get(field_name)
+        clf = self.classifiers.get(field_name)
+        if spec is None or clf is None:
+            return None
+        pred = preds.get(field_name) or clf.predict(inp)
+        label = spec.label_map.get(pred.label, pred.label)
+        runner = spec.label_map.get(pred.runner_up, pred.runner_up) if pred.runner_up else None
+        accepted = pred.probability >= spec.min_confidence
+        st.guesses.append(
+            TriageGuess(
+                field=field_name,
+                model=clf.name,
+                label=label,
+                probability=round(pred.probability, 4),
+                runner_up=runner,
+                runner_up_probability=(
+                    round(pred.runner_up_probability, 4)
+                    if pred.runner_up_probability is not None
+                    else None
+                ),
+                top_words=list(pred.top_words),
+                accepted=accepted,
+            )
+        )
+        words = ", ".join(f"'{w}'" for w in pred.top_words[:5]) or "none"
+        runner_text = (
+            f"; runner-up '{runner}' {pred.runner_up_probability:.2f}"
+            if runner is not None and pred.runner_up_probability is not None
+            else ""
+        )
+        base = (
+            f"triage model '{clf.name}' says {field_name} '{label}' with probability "
+            f"{pred.probability:.2f}{runner_text}; words that weighed most: {words}"
+        )
+        if not accepted:
+            st.needs_triage = True
+            st.reasons.append(
+                f"{base}: below the minimum confidence {spec.min_confidence:.2f}, so a person "
+                "decides (triage queue)"
+            )
+            if self.policy.routing.triage_queue and st.team is None:
+                st.team = self.policy.routing.triage_queue
+            return None
+        st.reasons.append(base)
+        return label
+
+    # ------------------------------------------------------------------ conditions
+
+    def _holds(self, c: Condition, inp: EscalationInput, s: Signals, st: _State) -> bool:
+        checks: list[bool] = []
+        if c.text is not None:
+            checks.append(bool(match_text(c.text, inp.text)))
+        if c.category:
+            checks.append(st.category is not None and st.category.id in c.category)
+        if c.priority:
+            checks.append(st.priority is not None and st.priority.id in c.priority)
+        if c.channel:
+            checks.append(inp.channel is not None and inp.channel in c.channel)
+        if c.source:
+            checks.append(inp.source is not None and inp.source in c.source)
+        if c.tags:
+            checks.append(bool(set(c.tags) & set(inp.tags)))
+        if c.customer_tier:
+            tier = (inp.customer.tier or "").lower()
+            checks.append(tier in {t.lower() for t in c.customer_tier})
+        if c.monthly_value is not None:
+            checks.append(c.monthly_value.holds(inp.customer.monthly_value))
+        if c.amount is not None:
+            checks.append(c.amount.holds(inp.amount))
+        if c.users_affected is not None:
+            checks.append(c.users_affected.holds(inp.impact.users_affected))
+        if c.revenue_per_hour is not None:
+            checks.append(c.revenue_per_hour.holds(inp.impact.revenue_per_hour))
+        if c.sentiment is not None:
+            checks.append(c.sentiment.holds(s.sentiment))
+        if c.dissatisfied is not None:
+            checks.append(s.dissatisfied == c.dissatisfied)
+        if c.vip is not None:
+            checks.append(s.vip == c.vip)
+        if c.legal_language is not None:
+            checks.append(s.legal_language == c.legal_language)
+        if c.threatening_language is not None:
+            checks.append(s.threatening_language == c.threatening_language)
+        for key, want in c.fields.items():
+            have = inp.fields.get(key)
+            if isinstance(want, list):
+                checks.append(have in want)
+            else:
+                checks.append(have == want)
+        return bool(checks) and all(checks)
+
+    def _why(self, c: Condition, inp: EscalationInput, s: Signals) -> str:
+        """The facts that made a condition hold, in words."""
+        parts: list[str] = []
+        if c.text is not None:
+            hits = match_text(c.text, inp.text)
+            parts.append("text mentions " + ", ".join(f"'{h}'" for h in hits[:3]))
+        if c.category:
+            parts.append(f"category in {', '.join(c.category)}")
+        if c.priority:
+            parts.append(f"priority in {', '.join(c.priority)}")
+        if c.channel:
+            parts.append(f"channel {inp.channel.value if inp.channel else ''}")
+        if c.source:
+            parts.append(f"source {inp.source}")
+        if c.tags:
+            parts.append("tagged " + ", ".join(sorted(set(c.tags) & set(inp.tags))))
+        if c.customer_tier:
+            parts.append(f"customer tier '{inp.customer.tier}'")
+        if c.monthly_value is not None:
+            mv = inp.customer.monthly_value
+            parts.append(
+                f"monthly value {_money(mv) if mv is not None else '?'} "
+                f"{c.monthly_value.describe()}"
+            )
+        if c.amount is not None:
+            amt = inp.amount
+            parts.append(f"amount {_money(amt) if amt is not None else '?'} {c.amount.describe()}")
+        if c.users_affected is not None:
+            parts.append(
+                f"{inp.impact.users_affected} users affected, {c.users_affected.describe()}"
+            )
+        if c.revenue_per_hour is not None:
+            parts.append(
+                f"revenue impact {inp.impact.revenue_per_hour}/hour {c.revenue_per_hour.describe()}"
+            )
+        if c.sentiment is not None:
+            parts.append(f"sentiment {s.sentiment:.2f} {c.sentiment.describe()}")
+        if c.dissatisfied is not None:
+            parts.append(
+                f"dissatisfaction detected (sentiment {s.sentiment:.2f} below "
+                f"{self.policy.routing.dissatisfaction_below:g})"
+                if s.dissatisfied
+                else "no dissatisfaction detected"
+            )
+        if c.vip is not None:
+            parts.append("VIP customer" if s.vip else "not a VIP customer")
+        if c.legal_language is not None or c.threatening_language is not None:
+            words = ", ".join(f"'{w}'" for w in s.legal_phrases[:3])
+            parts.append(
+                f"legal or threatening language: {words}" if words else "no legal language"
+            )
+        for key, want in c.fields.items():
+            parts.append(f"{key} = {want}")
+        return "; ".join(parts)
+
+
+def route(
+    policy: Policy,
+    inp: EscalationInput,
+    now: datetime,
+    classifiers: Mapping[str, Predictor] | None = None,
+) -> Decision:
+    """One decision (see :class:`Router`)."""
+    return Router(policy, classifiers).route(inp, now)
+
+
+def route_many(
+    policy: Policy,
+    inputs: Sequence[EscalationInput],
+    now: datetime,
+    classifiers: Mapping[str, Predictor] | None = None,
+) -> list[Decision]:
+    return Router(policy, classifiers).route_many(inputs, now)

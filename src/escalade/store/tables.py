@@ -1,0 +1,171 @@
+"""The tables, as SQLAlchemy Core. The migrations in ``migrations/versions`` create them;
+``tests/store/test_migrations.py`` checks that the two agree.
+
+Times are ``UTCDateTime`` (aware UTC); documents are ``JSONType``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from escalade.store.types import JSONType, UTCDateTime
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so the column is the rowid (autoincrement).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("applied_by", String(200), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ref", String(64), nullable=False, unique=True),
+    Column("policy_version_id", Id, ForeignKey("policy_versions.id"), nullable=False),
+    Column("parent_id", Id, ForeignKey("escalations.id"), nullable=True, index=True),
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("state", String(32), nullable=False),
+    Column("category", String(80), nullable=True),
+    Column("team", String(80), nullable=True),
+    Column("level", String(80), nullable=True),
+    Column("priority", String(80), nullable=True),
+    Column("owner", String(200), nullable=True),
+    Column("snapshot", JSONType, nullable=False),
+    Column("customer", JSONType, nullable=False),
+    Column("package", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Index(None, "state", "team"),
+    Index(None, "created_at"),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(80), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("data", JSONType, nullable=False),
+    Index(None, "escalation_id", "id"),
+    Index(None, "at"),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=True, index=True),
+    Column("kind", String(80), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("payload", JSONType, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("fired_at", UTCDateTime, nullable=True),
+    Column("late", Boolean, nullable=False, server_default=text("false")),
+    Column("last_error", Text, nullable=True),
+    # The claim scans only pending timers, in due order.
+    Index(
+        "ix_timers_pending_due",
+        "due_at",
+        "id",
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=True, index=True),
+    Column("channel", String(40), nullable=False),
+    Column("recipient", String(300), nullable=False),
+    Column("audience", String(40), nullable=False),
+    Column("template", String(80), nullable=True),
+    Column("payload", JSONType, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index(
+        "ix_outbox_pending",
+        "available_at",
+        "id",
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(120), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False, server_default=text("1")),
+    Index(None, "actor", "action", "at"),
+    Index(None, "action", "at"),
+)
+
+alert_keys = Table(
+    "alert_keys",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+actions_done = Table(
+    "actions_done",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("done_at", UTCDateTime, nullable=False),
+    Column("worker", String(200), nullable=False),
+)

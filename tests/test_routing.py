@@ -1,0 +1,201 @@
+"""Routing on a small policy written here: each step of the decision and its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from escalade.policy import policy_from_text
+from escalade.routing import EscalationInput, RoutingInputError, route
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+POLICY = policy_from_text(
+    """
+id: unit
+levels:
+  - {id: L1, response: 4h, team: frontline}
+  - {id: L2, response: 2h, team: specialists}
+  - {id: L3, response: 1h, team: engineering}
+  - {id: L4, response: 30m}
+roles: [{id: cfo}]
+teams:
+  - {id: frontline, level: L1}
+  - {id: specialists, level: L2}
+  - {id: engineering, level: L3}
+  - {id: billing, level: L2}
+  - {id: security, level: L3}
+priorities:
+  - {id: P0, aliases: [Critical], match: {phrases: [site down, completely down]}, response: 0}
+  - {id: P1, aliases: [High], response: 1h, first_response: {chat: {target: 2m, maximum: 5m}}}
+  - {id: P2, response: 4h}
+  - {id: P3, response: 24h}
+handling:
+  - {id: confidential, kind: confidential}
+  - {id: no_customer_reply, kind: no_customer_reply}
+authority:
+  actions:
+    - id: disputes
+      bands:
+        - {below: 100, authority: L1}
+        - {from: 100, below: 500, authority: L2}
+        - {from: 500, through: 10000, authority: L3}
+        - {over: 10000, authority: cfo}
+categories:
+  - id: data_loss
+    owner: engineering
+    priority: P1
+    match: {phrases: [data loss, disappeared]}
+    required: [ticket_id, customer_email]
+  - id: payment_dispute
+    owner: billing
+    priority: P2
+    authority: disputes
+    match: {phrases: [dispute, chargeback]}
+  - id: security_vulnerability
+    owner: engineering
+    also: [security]
+    priority: P0
+    handling: [confidential, no_customer_reply]
+    match: {patterns: ['\\bxss\\b', 'sql injection']}
+  - id: general
+    level: L1
+    priority: P3
+routing:
+  default_priority: P3
+  triage_queue: frontline
+  vip_monthly_value: 100
+  rules:
+    - id: widespread-data-loss
+      when: {category: [data_loss], users_affected: {over: 1}}
+      then: {min_priority: P0}
+    - id: vip
+      when: {vip: true}
+      then: {min_priority: P1, tags: [vip]}
+    - id: angry
+      when: {dissatisfied: true}
+      then: {min_priority: P1}
+    - id: outage-to-eng
+      when: {text: {phrases: [outage]}}
+      then: {category: general, team: engineering}
+triggers:
+  - id: legal-threat
+    kind: management
+    when: {legal_language: true}
+    then: {min_level: L4, notify: [cfo]}
+""",
+    "unit.yaml",
+)
+
+
+def decide(**kwargs: object):
+    return route(POLICY, EscalationInput.model_validate(kwargs), NOW)
+
+
+def test_category_from_phrase_and_default_priority() -> None:
+    d = decide(subject="Photos disappeared after upload", ticket={"id": "T-1"})
+    assert (d.category, d.team, d.priority, d.level) == ("data_loss", "engineering", "P1", "L3")
+    assert d.reasons[0] == "category 'data_loss': the text mentions 'disappeared'"
+    assert d.missing == ["customer_email"]
+    assert d.response_target == "1h"
+
+
+def test_rule_raises_priority_for_many_users() -> None:
+    d = decide(subject="data loss", impact={"users_affected": 40})
+    assert d.priority == "P0"
+    assert "widespread-data-loss" in d.rules
+    assert any("40 users affected, over 1" in r for r in d.reasons)
+
+
+def test_given_category_and_priority_alias_are_kept() -> None:
+    d = decide(subject="whatever", category="payment_dispute", priority="high")
+    assert (d.category, d.priority, d.team) == ("payment_dispute", "P1", "billing")
+    assert d.reasons[:2] == [
+        "category 'payment_dispute' was given with the escalation",
+        "priority 'P1' was given with the escalation",
+    ]
+
+
+def test_priority_phrase_more_urgent_than_category_default() -> None:
+    d = decide(subject="site down and data loss")
+    assert d.priority == "P0"
+    assert "more urgent than the category's default 'P1'" in d.reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("amount", "authority", "level"),
+    [
+        (99.99, ["L1"], "L1"),  # a band naming a level sets it when the category has none
+        (100, ["L2"], "L2"),
+        (500, ["L3"], "L3"),
+        (10000, ["L3"], "L3"),
+        (10000.01, ["cfo"], "L2"),
+    ],
+)
+def test_amount_bands(amount: float, authority: list[str], level: str) -> None:
+    d = decide(subject="chargeback", amount=amount)
+    assert d.category == "payment_dispute"
+    assert d.authority == authority
+    assert d.level == level
+    assert any("band" in r and "decides" in r for r in d.reasons)
+    if authority == ["cfo"]:
+        assert "cfo" in d.notify
+
+
+def test_vip_by_monthly_value_raises_priority() -> None:
+    d = decide(subject="how do I export?", customer={"monthly_value": 250})
+    assert d.priority == "P1"
+    assert "vip" in d.tags
+    cheap = decide(subject="how do I export?", customer={"monthly_value": 100})
+    assert cheap.priority == "P3"
+
+
+def test_dissatisfaction_detected() -> None:
+    d = decide(subject="This is the worst, terrible, awful service. I am furious and disgusted.")
+    assert d.signals is not None and d.signals.dissatisfied
+    assert d.priority == "P1"
+    calm = decide(subject="Thanks, a quick question about exports please")
+    assert calm.signals is not None and not calm.signals.dissatisfied
+
+
+def test_legal_language_is_a_management_trigger() -> None:
+    d = decide(subject="I will contact my attorney about this")
+    assert d.triggers == ["legal-threat"]
+    assert d.level == "L4"
+    assert "cfo" in d.notify
+    assert any("management trigger 'legal-threat' fired" in r for r in d.reasons)
+
+
+def test_engaged_teams_and_handling() -> None:
+    d = decide(subject="Stored XSS in the profile page")
+    assert d.category == "security_vulnerability"
+    assert (d.team, d.also) == ("engineering", ["security"])
+    assert d.handling == ["confidential", "no_customer_reply"]
+
+
+def test_rule_sets_category_and_team() -> None:
+    d = decide(subject="outage in EU")
+    assert (d.category, d.team) == ("general", "engineering")
+    assert d.reasons[0].startswith("rule 'outage-to-eng' set category 'general'")
+
+
+def test_level_team_when_no_owner_and_triage_queue() -> None:
+    d = decide(subject="hello", category="general")
+    assert (d.team, d.level) == ("frontline", "L1")
+    nothing = decide(subject="zzz qqq")
+    assert nothing.needs_triage
+    assert nothing.category is None and nothing.team == "frontline"
+    assert any("triage queue" in r for r in nothing.reasons)
+
+
+def test_first_response_per_channel() -> None:
+    d = decide(subject="x", category="general", priority="P1", channel="chat")
+    assert d.response_target == "2m"
+
+
+def test_unknown_category_or_priority_is_an_input_error() -> None:
+    with pytest.raises(RoutingInputError, match="category: 'nope' is not a category"):
+        decide(subject="x", category="nope")
+    with pytest.raises(RoutingInputError, match="priority: 'P9' is not a priority"):
+        decide(subject="x", priority="P9")

@@ -1,0 +1,78 @@
+"""``escalade route`` as spec/route.md describes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from escalade.cli.main import app
+
+POLICY = str(Path(__file__).parent / "fixtures" / "small-policy.yaml")
+runner = CliRunner()
+
+
+def run(*args: str, stdin: str | None = None):
+    return runner.invoke(app, list(args), input=stdin)
+
+
+def test_one_input_prints_one_object(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "site down", "ticket": {"id": "T-1"}}))
+    r = run("route", "--policy", POLICY, str(f))
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["priority"] == "P0" and d["team"] == "frontline"
+
+
+def test_stdin_array_prints_json_lines_in_order() -> None:
+    items = [{"subject": "data loss"}, {"subject": "site down"}, {"subject": "hello"}]
+    r = run("route", "--policy", POLICY, "-", stdin=json.dumps(items))
+    assert r.exit_code == 0
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [d["priority"] for d in lines] == ["P1", "P0", "P2"]
+
+
+def test_batch_bad_line_reports_error_and_goes_on(tmp_path: Path) -> None:
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"subject": "data loss"}\n{"subject": "x", "amount": "ten"}\n{oops\n{"subject": "site down"}\n')
+    r = run("route", "--policy", POLICY, str(f))
+    assert r.exit_code == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["category"] == "data_loss"
+    assert lines[1] == {"error": f"{f}:2: amount: Input should be a valid number, unable to parse string as a number"}
+    assert lines[2]["error"].startswith(f"{f}:3: not JSON")
+    assert lines[3]["priority"] == "P0"
+    assert "Traceback" not in r.output
+
+
+def test_single_invalid_input_exits_1_with_message(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "x", "category": "nope"}))
+    r = run("route", "--policy", POLICY, str(f))
+    assert r.exit_code == 1
+    assert "category: 'nope' is not a category of this policy" in r.stderr
+    assert r.stdout == ""
+
+
+def test_explain_lists_missing_fields_and_reasons(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "photos disappeared"}))
+    r = run("route", "--policy", POLICY, str(f), "--explain")
+    assert r.exit_code == 0
+    assert "Missing information:\n  - ticket_id" in r.stdout
+    assert "1. category 'data_loss': the text mentions 'disappeared'" in r.stdout
+
+
+def test_invalid_policy_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nteams: [{id: a, level: nowhere}]\n")
+    f = tmp_path / "in.json"
+    f.write_text("{}")
+    r = run("route", "--policy", str(bad), str(f))
+    assert r.exit_code == 1
+    assert f"{bad}:2:" in r.stderr and "unknown level 'nowhere'" in r.stderr
+    r = run("route", "--policy", POLICY, str(tmp_path / "absent.json"))
+    assert r.exit_code == 1 and "cannot read" in r.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from escalade import __version__
+from escalade.api.escalations import escalation_router
 from escalade.clock import Clock, SystemClock
+from escalade.engine.runner import Engine
+from escalade.escalation.service import EscalationService
 from escalade.policy import Policy
 from escalade.routing.loading import router_for
 from escalade.routing.models import Decision, EscalationInput
@@ -42,20 +48,50 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def create_app(
-    settings: Settings, policy: Policy, policy_path: Path | None, clock: Clock | None = None
+    settings: Settings,
+    policy: Policy,
+    policy_path: Path | None,
+    clock: Clock | None = None,
+    *,
+    service: EscalationService | None = None,
+    engine: Engine | None = None,
 ) -> FastAPI:
+    """The API. With a ``service`` it stores escalations; with an ``engine`` it also runs
+    the engine in a thread for as long as it serves (the single-machine default)."""
     state = AppState(
         settings=settings,
         policy=policy,
         policy_path=policy_path,
-        router=router_for(policy, policy_path),
+        router=service.active.router
+        if service and service.active
+        else router_for(policy, policy_path),
         clock=clock or SystemClock(),
     )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if engine is not None:
+            thread = threading.Thread(
+                target=engine.run_forever, args=(stop,), name="escalade-engine", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=10)
+
     app = FastAPI(
         title="Escalade",
         version=__version__,
         description="Support escalation and on-call: the escalation process as code.",
+        lifespan=lifespan,
     )
+    if service is not None:
+        app.include_router(escalation_router(service, engine.wake if engine else None))
     app.state.escalade = state
 
     @app.exception_handler(RequestValidationError)

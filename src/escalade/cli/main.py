@@ -8,8 +8,11 @@ from pathlib import Path
 
 import typer
 
+from escalade.cli.db import db_app
 from escalade.cli.route import route_command
 from escalade.cli.serve import serve_command
+from escalade.cli.simulate import simulate_command
+from escalade.cli.worker import worker
 from escalade.policy import PolicyInvalid, check_files
 from escalade.policy.models import Policy
 
@@ -24,6 +27,9 @@ policy_app = typer.Typer(help="Check policies and print their schema.", no_args_
 app.add_typer(policy_app, name="policy")
 app.command("route")(route_command)
 app.command("serve")(serve_command)
+app.command("simulate")(simulate_command)
+app.add_typer(db_app, name="db")
+app.command("worker")(worker)
 
 
 def fail(message: str, code: int = 1) -> None:

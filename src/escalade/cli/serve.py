@@ -6,9 +6,15 @@ from pathlib import Path
 
 import typer
 
+from escalade.clock import SystemClock
+from escalade.engine.runner import Engine
+from escalade.escalation.service import EscalationService
+from escalade.escalation.wiring import LoggingChannel, escalation_handlers
 from escalade.policy import PolicyInvalid, load_policy
-from escalade.routing.loading import ModelLoadError
+from escalade.routing.loading import ModelLoadError, router_for
 from escalade.settings import Settings
+from escalade.store import Store, StoreError
+from escalade.store.migrate import head_revision
 
 
 def serve_command(
@@ -16,6 +22,9 @@ def serve_command(
     port: int = typer.Option(8000, help="Port to listen on"),
     policy: Path | None = typer.Option(
         None, "--policy", "-p", help="Policy file (default: $ESCALADE_POLICY or the example)"
+    ),
+    with_engine: bool = typer.Option(
+        True, "--engine/--no-engine", help="Run the engine in this process (one machine)"
     ),
 ) -> None:
     """Serve Escalade's API."""
@@ -29,12 +38,47 @@ def serve_command(
         raise typer.Exit(1)
     try:
         active = load_policy(settings.policy_path)
-        app = create_app(settings, active, settings.policy_path)
+        router = router_for(active, settings.policy_path)
     except PolicyInvalid as exc:
         typer.echo(f"{settings.policy_path}: invalid policy:\n{exc}", err=True)
         raise typer.Exit(1) from None
     except ModelLoadError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Escalade serving policy '{active.id}' on http://{host}:{port}", err=True)
+    store = Store.from_settings(settings)
+    try:
+        revision = store.current_revision()
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if revision != head_revision():
+        typer.echo(
+            f"error: {store.describe()} is at schema {revision or 'empty'}, not "
+            f"{head_revision()}: run escalade db upgrade first",
+            err=True,
+        )
+        raise typer.Exit(1)
+    clock = SystemClock()
+    service = EscalationService(store, clock)
+    service.apply_policy(active, router=router, by="serve")
+    engine = (
+        Engine(store, clock, escalation_handlers(service), channels=LoggingChannel(service))
+        if with_engine
+        else None
+    )
+    try:
+        app = create_app(
+            settings, active, settings.policy_path, clock, service=service, engine=engine
+        )
+    except PolicyInvalid as exc:
+        typer.echo(f"{settings.policy_path}: invalid policy:\n{exc}", err=True)
+        raise typer.Exit(1) from None
+    except ModelLoadError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"Escalade serving policy '{active.id}' on http://{host}:{port} "
+        f"(database {store.describe()}{', engine in-process' if engine else ''})",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")

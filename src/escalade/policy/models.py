@@ -873,6 +873,16 @@ class MetricTarget(Model):
         return self
 
 
+class AlertIntake(Model):
+    """How monitoring alerts (Alertmanager, PagerDuty events) become escalations."""
+
+    category: Id | None = Field(None, description="Category of escalations alerts create")
+    severity: dict[str, Id] = Field(
+        default_factory=dict, description="Alert severity → priority, e.g. critical: SEV-1"
+    )
+    default_priority: Id | None = None
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -908,6 +918,7 @@ class Policy(Model):
     templates: list[Template] = Field(default_factory=list)
     notifications: list[NotificationRule] = Field(default_factory=list)
     metrics: list[MetricTarget] = Field(default_factory=list)
+    alerts: AlertIntake = Field(default_factory=AlertIntake)
 
     # ---- lookups (the validator guarantees references resolve)
 

@@ -233,7 +233,7 @@ def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenar
             problems.extend(_validation_problems(doc, (*base, kind), exc))
             continue
         events.append(
-            Event(at=at, kind=kind, body=body, index=i, position=doc.where((*base, kind)))  # type: ignore[arg-type]
+            Event(at=at, kind=kind, body=body, index=i, position=doc.where((*base, kind)))
         )
     events.sort(key=lambda e: (e.at, e.index))
     problems.extend(_check_refs(events))
@@ -267,7 +267,9 @@ def load_scenario(path: Path) -> Scenario:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ScenarioInvalid([Problem(Position(str(path), 1, 1), f"cannot read: {exc.strerror}")]) from None
+        raise ScenarioInvalid(
+            [Problem(Position(str(path), 1, 1), f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

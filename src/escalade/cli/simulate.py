@@ -1,0 +1,77 @@
+"""``escalade simulate``: dry-run a policy against a scenario (spec/simulate.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from escalade.policy import PolicyInvalid, load_policy
+from escalade.routing.loading import ModelLoadError, router_for
+from escalade.simulate.runner import run_scenario
+from escalade.simulate.scenario import ScenarioInvalid, load_scenario
+
+
+def _policy_path(scenario_file: Path, given: Path | None, named: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    if named is None:
+        return None
+    if named.is_absolute():
+        return named
+    beside = scenario_file.parent / named
+    return beside if beside.exists() else named
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'at':<21} {'ref':<8} {'type':<26} details"]
+    for r in rows:
+        details = ", ".join(
+            f"{k}={v if not isinstance(v, list) else '; '.join(map(str, v))}"
+            for k, v in r.items()
+            if k not in ("at", "type", "ref", "reasons")
+        )
+        lines.append(f"{r['at']:<21} {r.get('ref') or '-':<8} {r['type']:<26} {details}")
+        for reason in r.get("reasons", []):
+            lines.append(f"{'':<57}- {reason}")
+    return "\n".join(lines)
+
+
+def simulate_command(
+    scenario: Path = typer.Argument(..., help="Scenario file (YAML)"),
+    policy: Path | None = typer.Option(None, "--policy", "-p", help="Policy (overrides policy:)"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or table"),
+) -> None:
+    """Run a scenario on a virtual clock and print what the engine did."""
+    if fmt not in ("jsonl", "table"):
+        typer.echo(f"--format: '{fmt}' is not one of jsonl, table", err=True)
+        raise typer.Exit(1)
+    try:
+        parsed = load_scenario(scenario)
+    except ScenarioInvalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    path = _policy_path(scenario, policy, parsed.policy)
+    if path is None:
+        typer.echo(f"{scenario}: no policy: give --policy or a 'policy:' key", err=True)
+        raise typer.Exit(1)
+    try:
+        active = load_policy(path)
+        router = router_for(active, path)
+    except PolicyInvalid as exc:
+        typer.echo(f"{path}: invalid policy:\n{exc}", err=True)
+        raise typer.Exit(1) from None
+    except ModelLoadError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    try:
+        rows = run_scenario(parsed, active, router)
+    except ScenarioInvalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if fmt == "table":
+        typer.echo(_table(rows))
+    else:
+        typer.echo("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))

@@ -1,0 +1,170 @@
+"""Who hears about what, on which channel, and with which words. Pure.
+
+Recipients in policies name people, roles, teams, on-call schedules, the owning team, its
+manager or the customer; here they become concrete addresses. Handling rules act here too:
+``never_in_chat`` moves a chat message to email; ``no_customer_reply`` /
+``no_customer_alert`` / ``do_not_engage`` hold every customer message back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from escalade.oncall.schedule import Override, on_call
+from escalade.policy.models import (
+    Audience,
+    Channel,
+    HandlingKind,
+    NotifyStyle,
+    Policy,
+    Recipient,
+)
+
+_ENV = SandboxedEnvironment(autoescape=False, undefined=jinja2.ChainableUndefined)
+
+CUSTOMER_SILENCE = {
+    HandlingKind.no_customer_reply,
+    HandlingKind.no_customer_alert,
+    HandlingKind.do_not_engage,
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    channel: str
+    to: str
+    audience: str
+    template: str | None
+    subject: str = ""
+    body: str = ""
+    via: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A message the handling rules kept back, and why."""
+
+    message: Message
+    rule: str
+    reason: str
+
+
+def style_channel(style: NotifyStyle | str | None) -> str:
+    return {"page": Channel.pagerduty, "post": Channel.chat, "queue": Channel.email}.get(
+        str(style or "queue"), Channel.email
+    ).value
+
+
+def resolve(
+    policy: Policy,
+    who: Recipient,
+    *,
+    team: str | None,
+    customer_email: str | None,
+    at: datetime,
+    overrides: Mapping[str, Sequence[Override]] | None = None,
+) -> list[tuple[str, str]]:
+    """Concrete recipients ``(to, via)`` of a policy recipient at time ``at``."""
+    if who.person:
+        return [(who.person, f"person:{who.person}")]
+    if who.role:
+        holders = [p.id for p in policy.people if who.role in p.roles]
+        if who.role == "lead" and team:
+            holders = _team_leads(policy, team)
+        return [(h, f"role:{who.role}") for h in holders] or [(f"role:{who.role}", "unstaffed")]
+    if who.team:
+        return [(f"team:{who.team}", f"team:{who.team}")]
+    if who.schedule:
+        return _schedule(policy, who.schedule, at, (overrides or {}).get(who.schedule, ()))
+    if who.queue:
+        return [(f"queue:{who.queue}", "queue")]
+    if who.owner:
+        return [(f"team:{team}", "owner")] if team else []
+    if who.customer:
+        return [(customer_email, "customer")] if customer_email else []
+    if who.manager:
+        return manager_of(policy, team)
+    return []
+
+
+def _team_leads(policy: Policy, team: str) -> list[str]:
+    t = next((x for x in policy.teams if x.id == team), None)
+    return t.leads() if t else []
+
+
+def _schedule(
+    policy: Policy, schedule_id: str, at: datetime, overrides: Sequence[Override]
+) -> list[tuple[str, str]]:
+    schedule = next((s for s in policy.schedules if s.id == schedule_id), None)
+    if schedule is None:
+        return [(f"schedule:{schedule_id}", "unknown schedule")]
+    people = on_call(schedule, at, overrides)
+    return [(p, f"schedule:{schedule_id}") for p in people[:1]] or [
+        (f"schedule:{schedule_id}", "nobody on call")
+    ]
+
+
+def manager_of(policy: Policy, team: str | None) -> list[tuple[str, str]]:
+    t = next((x for x in policy.teams if x.id == team), None) if team else None
+    if t is None or t.manager is None:
+        return [(f"manager:{team}", "no manager in policy")] if team else []
+    if t.manager in {p.id for p in policy.people}:
+        return [(t.manager, f"manager of {team}")]
+    holders = [p.id for p in policy.people if t.manager in p.roles]
+    return [(h, f"role:{t.manager}") for h in holders] or [(f"role:{t.manager}", "unstaffed")]
+
+
+def render(policy: Policy, template_id: str | None, context: dict[str, Any]) -> tuple[str, str]:
+    """Subject and body of a template, or ``("", "")`` when there is none."""
+    if template_id is None:
+        return "", ""
+    tpl = next((t for t in policy.templates if t.id == template_id), None)
+    if tpl is None:
+        return "", ""
+    try:
+        subject = _ENV.from_string(tpl.subject or "").render(**context)
+        body = _ENV.from_string(tpl.body).render(**context)
+    except jinja2.TemplateError as exc:  # validated at policy check; runtime data may still fail
+        return f"[template {template_id} failed: {exc}]", ""
+    return subject, body
+
+
+def apply_handling(
+    policy: Policy, handling: Sequence[str], messages: Sequence[Message]
+) -> tuple[list[Message], list[Held]]:
+    """Messages as the handling rules allow them, and those held back with the reason."""
+    rules = [h for h in policy.handling if h.id in handling]
+    out: list[Message] = []
+    held: list[Held] = []
+    for m in messages:
+        blocked = False
+        for rule in rules:
+            if m.audience == Audience.customer and rule.kind in CUSTOMER_SILENCE:
+                held.append(Held(m, rule.id, rule.description or f"{rule.kind.value}"))
+                blocked = True
+                break
+            forbidden = set(rule.forbid_channels) | (
+                {Channel.chat} if rule.kind is HandlingKind.never_in_chat else set()
+            )
+            if m.channel in {c.value for c in forbidden}:
+                held.append(Held(m, rule.id, f"never on {m.channel}: sent by email instead"))
+                m = Message(
+                    Channel.email.value,
+                    m.to,
+                    m.audience,
+                    m.template,
+                    m.subject,
+                    m.body,
+                    m.via,
+                    m.data,
+                )
+        if not blocked:
+            out.append(m)
+    return out, held

@@ -1,0 +1,172 @@
+"""What an escalation keeps from its policy when it starts, and the timers that follows.
+
+Pure. The snapshot is stored with the escalation (JSON) and is never rewritten: a later
+policy version cannot change the ladder, targets or calendar of an escalation in flight
+(Grafana OnCall's escalation snapshot). The escalation also pins its policy version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from escalade.policy.models import Calendar, Ladder, Policy
+from escalade.routing.models import Decision
+from escalade.sla.calendar import BusinessCalendar
+from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
+
+# Which lifecycle events stop which clock.
+STOPPED_BY: dict[str, tuple[str, ...]] = {
+    ClockName.response: ("acknowledged", "responded", "investigating", "resolved"),
+    ClockName.acknowledgement: ("acknowledged", "investigating", "resolved"),
+    ClockName.investigation: ("investigating", "resolved"),
+    ClockName.resolution: ("resolved",),
+}
+
+
+@dataclass(frozen=True)
+class PlannedTimer:
+    kind: str
+    due_at: datetime
+    key: str
+    payload: dict[str, Any]
+
+
+def build_snapshot(
+    policy: Policy, decision: Decision, channel: str | None, started: datetime
+) -> dict[str, Any]:
+    """The escalation's frozen copy of what its policy said when it started."""
+    targets = sla_targets(
+        policy,
+        category_id=decision.category,
+        team_id=decision.team or None,
+        priority_id=decision.priority,
+        channel=channel,
+    )
+    calendar, calendar_source = calendar_choice(policy, decision.team or None, decision.priority)
+    priority = policy.get_priority(decision.priority) if decision.priority else None
+    ladder: Ladder | None = (
+        policy.get_ladder(priority.ladder) if priority and priority.ladder else None
+    )
+    postmortem = priority.postmortem if priority else None
+    return {
+        "policy_id": policy.id,
+        "decision": decision.model_dump(mode="json"),
+        "channel": channel,
+        "started": started.isoformat(),
+        "targets": {
+            str(clock): {
+                "target_s": t.target.total_seconds(),
+                "maximum_s": t.maximum.total_seconds() if t.maximum is not None else None,
+                "source": t.source,
+                "field": t.field,
+            }
+            for clock, t in targets.items()
+        },
+        "warn_at": policy.sla.warn_at,
+        "on_breach": [str(a) for a in policy.sla.on_breach],
+        "calendar": calendar.model_dump(mode="json"),
+        "calendar_source": calendar_source,
+        "ladder": ladder.model_dump(mode="json") if ladder else None,
+        "updates": (
+            {k: v.total_seconds() for k, v in priority.updates.items()} if priority else {}
+        ),
+        "postmortem": (
+            {
+                "required": postmortem.required,
+                "due_s": postmortem.due.total_seconds() if postmortem.due else None,
+            }
+            if postmortem
+            else None
+        ),
+        "followups": [
+            f.model_dump(mode="json")
+            for f in policy.followups
+            if not f.priorities or (decision.priority in f.priorities)
+        ],
+    }
+
+
+def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
+    return BusinessCalendar(Calendar.model_validate(snapshot["calendar"]))
+
+
+def sla_timers(
+    snapshot: dict[str, Any], esc_id: int, started: datetime, generation: int = 0
+) -> list[PlannedTimer]:
+    """Warning and breach timers of every SLA clock (business time on the snapshot's
+    calendar). ``generation`` re-arms clocks after a pause."""
+    calendar = snapshot_calendar(snapshot)
+    warn_fraction = float(snapshot.get("warn_at", 0.8))
+    out: list[PlannedTimer] = []
+    for clock, t in snapshot["targets"].items():
+        if clock == ClockName.update:
+            continue
+        target = timedelta(seconds=t["target_s"])
+        limit = timedelta(seconds=t["maximum_s"] if t["maximum_s"] is not None else t["target_s"])
+        due = calendar.add(started, limit)
+        warn = calendar.add(started, target * warn_fraction)
+        payload = {"clock": clock, "due": due.isoformat(), "source": t["source"]}
+        prefix = f"esc:{esc_id}:sla:{clock}:{generation}"
+        if target > timedelta(0):
+            out.append(PlannedTimer("sla.warning", warn, f"{prefix}:warn", payload))
+        out.append(PlannedTimer("sla.breach", due, f"{prefix}:breach", payload))
+    return out
+
+
+def ladder_timers(
+    snapshot: dict[str, Any], esc_id: int, started: datetime, generation: int = 0
+) -> list[PlannedTimer]:
+    """One timer per ladder step (wall-clock time after the start), for each repeat."""
+    raw = snapshot.get("ladder")
+    if not raw:
+        return []
+    ladder = Ladder.model_validate(raw)
+    steps = ladder.steps
+    last = steps[-1].after
+    spacing = (steps[1].after - steps[0].after) if len(steps) > 1 else last
+    cycle = last + (spacing if spacing > timedelta(0) else timedelta(minutes=15))
+    out = []
+    for rep in range(ladder.repeat + 1):
+        for i, step in enumerate(steps):
+            out.append(
+                PlannedTimer(
+                    "ladder.step",
+                    started + rep * cycle + step.after,
+                    f"esc:{esc_id}:ladder:{generation}:{rep}:{i}",
+                    {"step": i, "repeat": rep, "ladder": ladder.id},
+                )
+            )
+    return out
+
+
+def followup_timer(
+    snapshot: dict[str, Any], esc_id: int, index: int, after: datetime, n: int
+) -> PlannedTimer:
+    f = snapshot["followups"][index]
+    from escalade.durations import parse_duration
+
+    every = parse_duration(f["every"])
+    return PlannedTimer(
+        "followup",
+        after + every,
+        f"esc:{esc_id}:followup:{f['id']}:{n}",
+        {"index": index, "n": n},
+    )
+
+
+def update_timer(
+    snapshot: dict[str, Any], esc_id: int, after: datetime, n: int
+) -> PlannedTimer | None:
+    """The next update reminder (most demanding cadence of the priority), if any."""
+    updates = snapshot.get("updates") or {}
+    if not updates:
+        return None
+    audience, seconds = min(updates.items(), key=lambda kv: kv[1])
+    return PlannedTimer(
+        "update.due",
+        after + timedelta(seconds=seconds),
+        f"esc:{esc_id}:update:{n}",
+        {"audience": audience, "n": n},
+    )

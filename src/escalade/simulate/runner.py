@@ -1,0 +1,146 @@
+"""Run a scenario: the real service and engine on a virtual clock and a throw-away database.
+
+Between two scenario events the engine fires every timer that falls due, each at its own
+due time; channels are captured, not sent. The output is the escalations' timelines,
+merged in time order (ties in the order the engine did them).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from escalade.clock import VirtualClock
+from escalade.engine.runner import Engine
+from escalade.escalation.lifecycle import Action
+from escalade.escalation.service import ActionRefused, EscalationService, NotFound
+from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
+from escalade.escalation.wiring import TIMER_KINDS, RecordingChannel
+from escalade.oncall.schedule import Override as OncallOverride
+from escalade.policy.loader import Problem
+from escalade.policy.models import Policy
+from escalade.routing.router import Router, RoutingInputError
+from escalade.simulate.scenario import (
+    Act,
+    Activity,
+    Alert,
+    Create,
+    Event,
+    Override,
+    Scenario,
+    ScenarioInvalid,
+    _when,
+)
+from escalade.store import Store
+
+
+class SimulationError(Exception):
+    """An event the engine refused (e.g. acknowledging a closed escalation)."""
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_scenario(scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:
+    """Everything that happened, as spec/simulate.md output objects, in time order."""
+    with tempfile.TemporaryDirectory(prefix="escalade-sim-") as tmp:
+        store = Store(f"sqlite:///{Path(tmp) / 'simulate.db'}")
+        try:
+            store.upgrade()
+            return _run(store, scenario, policy, router)
+        finally:
+            store.dispose()
+
+
+def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:
+    clock = VirtualClock(scenario.start)
+    service = EscalationService(store, clock)
+    service.apply_policy(policy, router=router, by="simulate")
+    channel = RecordingChannel(service)
+    engine = Engine(
+        store,
+        clock,
+        {kind: service.handle_timer for kind in TIMER_KINDS},
+        channels=channel,
+    )
+
+    def advance_to(t: datetime) -> None:
+        while True:
+            due = engine.next_due()
+            if due is None or due > t:
+                break
+            clock.set(max(due, clock.now()))
+            engine.run_until_idle(clock.now())
+        clock.set(max(t, clock.now()))
+
+    for event in scenario.events:
+        if event.at > scenario.until:
+            break
+        advance_to(event.at)
+        try:
+            _apply(service, event, scenario)
+        except (ActionRefused, NotFound, RoutingInputError) as exc:
+            raise ScenarioInvalid(
+                [Problem(event.position, f"at {_iso(event.at)}: {exc}")]
+            ) from None
+        engine.run_until_idle(clock.now())
+    advance_to(scenario.until)
+    return list(_output(store, scenario.until))
+
+
+def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None:
+    body = event.body
+    if isinstance(body, Create):
+        inp = body.model_dump(exclude={"ref"}, exclude_unset=True)
+        from escalade.routing.models import EscalationInput
+
+        service.create(EscalationInput.model_validate(inp), by="scenario", ref=body.ref)
+    elif isinstance(body, Alert):
+        receive_alert(
+            service,
+            AlertIn(
+                source=body.source,
+                key=body.key,
+                status=body.status,
+                severity=body.severity,
+                summary=body.summary,
+                description=body.description,
+                ref=body.ref,
+            ),
+        )
+    elif isinstance(body, Activity):
+        record_activity(service, actor=body.actor, action=body.action, count=body.count)
+    elif isinstance(body, Override):
+        start = _when(body.from_, scenario.start)
+        end = _when(body.to, scenario.start)
+        service.overrides.setdefault(body.schedule, []).append(
+            OncallOverride(person=body.user, start=start, end=end)
+        )
+    elif isinstance(body, Act):
+        service.act(
+            body.ref,
+            Action(event.kind),
+            by=body.by,
+            reason=body.reason or body.resolution,
+            to=body.to,
+            text=body.text or body.resolution,
+        )
+
+
+def _output(store: Store, until: datetime) -> Iterator[dict[str, Any]]:
+    with store.unit_of_work() as uow:
+        refs = {e.id: e.ref for e in uow.escalations.find(limit=1_000_000)}
+        entries = uow.timeline.after(0, limit=10_000_000)
+    entries.sort(key=lambda e: (e.at, e.id))
+    for e in entries:
+        if e.at > until:
+            continue
+        out: dict[str, Any] = {"at": _iso(e.at), "type": e.kind, "ref": refs.get(e.escalation_id)}
+        out.update(e.data)
+        if e.reason and "reason" not in out:
+            out["reason"] = e.reason
+        yield out

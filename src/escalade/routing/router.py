@@ -30,6 +30,7 @@ from escalade.policy.models import (
 )
 from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
 from escalade.routing.signals import match_text, read_signals
+from escalade.sla.clocks import ClockName, sla_targets
 
 
 class RoutingInputError(ValueError):
@@ -97,6 +98,7 @@ class Router:
         self.policy = policy
         self.classifiers = dict(classifiers or {})
         self._triage: dict[str, TriageModel] = {t.field: t for t in policy.routing.triage}
+        self._team_ids = {t.id for t in policy.teams}
         self._management = [
             t
             for t in policy.triggers
@@ -434,29 +436,21 @@ class Router:
         return missing
 
     def _response_target(self, inp: EscalationInput, st: _State) -> str | None:
-        """First-response target: category SLA, team×priority row, priority, then level."""
-        p = self.policy
-        cat, pr = st.category, st.priority
-        channel = inp.channel
-        candidates = []
-        if cat and cat.sla:
-            candidates.append(cat.sla)
-        if pr is not None and st.team:
-            candidates.extend(r for r in p.sla.rows if r.team == st.team and r.priority == pr.id)
-        if pr is not None:
-            candidates.append(pr)
-        for targets in candidates:
-            if channel is not None and channel in targets.first_response:
-                return format_duration(targets.first_response[channel].target)
-            if targets.response is not None:
-                return format_duration(targets.response.target)
-        if st.level:
-            level = p.get_level(st.level)
-            if channel is not None and channel in level.response_by_channel:
-                return format_duration(level.response_by_channel[channel])
-            if level.response is not None:
-                return format_duration(level.response)
-        return None
+        """First-response target (category SLA > team×priority row > priority > level)."""
+        targets = sla_targets(
+            self.policy,
+            category_id=st.category.id if st.category else None,
+            team_id=st.team if st.team in self._team_ids else None,
+            priority_id=st.priority.id if st.priority else None,
+            channel=inp.channel,
+        )
+        response = targets.get(ClockName.response)
+        if response is None and st.level:
+            level = self.policy.get_level(st.level)
+            if inp.channel is not None and inp.channel in level.response_by_channel:
+                return format_duration(level.response_by_channel[inp.channel])
+            return format_duration(level.response) if level.response is not None else None
+        return format_duration(response.target) if response is not None else None
 
     # ------------------------------------------------------------------ learned triage
 

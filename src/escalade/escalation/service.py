@@ -1125,23 +1125,41 @@ class EscalationService:
             )
 
     def _context(self, esc: EscalationRow) -> dict[str, Any]:
+        """What message templates see: ``escalation`` (and its parts at the top level)."""
         d = esc.snapshot.get("decision", {})
+        pkg = esc.package
+        escalation = {
+            "ref": esc.ref,
+            "subject": esc.subject,
+            "description": pkg.get("description", ""),
+            "team": esc.team,
+            "level": esc.level,
+            "priority": esc.priority,
+            "category": esc.category,
+            "state": esc.state,
+            "owner": esc.owner,
+            "customer": esc.customer,
+            "impact": pkg.get("impact", {}),
+            "fields": pkg.get("fields", {}),
+            "ticket": {"id": esc.ref, **pkg.get("ticket", {})},
+            "channel": pkg.get("channel"),
+            "amount": pkg.get("amount"),
+            "reasons": d.get("reasons", []),
+            "response_target": d.get("response_target"),
+            "tags": d.get("tags", []),
+            "handling": d.get("handling", []),
+            "missing": d.get("missing", []),
+            "created_at": _iso(esc.created_at),
+        }
         return {
             "ref": esc.ref,
-            "escalation": {
-                "ref": esc.ref,
-                "subject": esc.subject,
-                "team": esc.team,
-                "level": esc.level,
-                "priority": esc.priority,
-                "category": esc.category,
-                "state": esc.state,
-            },
+            "escalation": escalation,
             "customer": esc.customer,
-            "package": esc.package,
+            "package": pkg,
             "decision": d,
-            "ticket": esc.package.get("ticket", {}),
-            "impact": esc.package.get("impact", {}),
+            "ticket": escalation["ticket"],
+            "impact": escalation["impact"],
+            "fields": escalation["fields"],
         }
 
     def record_sent(

@@ -217,13 +217,15 @@ class Router:
                 )
                 return
         text = inp.text
-        best: tuple[int, Category, list[str]] | None = None
+        # most hits wins; among equals the more specific (longer) wording; then file order
+        best: tuple[tuple[int, int], Category, list[str]] | None = None
         for cat in p.categories:
             if cat.match is None:
                 continue
             hits = match_text(cat.match, text)
-            if hits and (best is None or len(hits) > best[0]):
-                best = (len(hits), cat, hits)
+            score = (len(hits), sum(len(h) for h in hits))
+            if hits and (best is None or score > best[0]):
+                best = (score, cat, hits)
         if best is not None:
             st.category = best[1]
             words = ", ".join(f"'{h}'" for h in best[2][:4])

@@ -7,10 +7,8 @@ merged in time order (ties in the order the engine did them).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from escalade.clock import VirtualClock
@@ -47,13 +45,12 @@ def _iso(t: datetime) -> str:
 
 def run_scenario(scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:
     """Everything that happened, as spec/simulate.md output objects, in time order."""
-    with tempfile.TemporaryDirectory(prefix="escalade-sim-") as tmp:
-        store = Store(f"sqlite:///{Path(tmp) / 'simulate.db'}")
-        try:
-            store.upgrade()
-            return _run(store, scenario, policy, router)
-        finally:
-            store.dispose()
+    store = Store("sqlite://")  # in memory: thrown away when the run ends
+    try:
+        store.upgrade()
+        return _run(store, scenario, policy, router)
+    finally:
+        store.dispose()
 
 
 def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:

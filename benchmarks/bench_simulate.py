@@ -1,0 +1,89 @@
+"""Benchmark: ``simulate`` of one day with 1,000 escalations on the SEV policy (seed 000).
+
+Goal (issue 3): under 2 s on a 2-core machine. Prints JSON (median of runs).
+
+    .venv/bin/python -m benchmarks.bench_simulate [--escalations 1000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+from escalade.policy import load_policy
+from escalade.routing.loading import router_for
+from escalade.simulate.runner import run_scenario
+from escalade.simulate.scenario import parse_scenario
+
+POLICY = Path(__file__).resolve().parents[1] / "examples" / "policies" / "platform-operations.yaml"
+SUBJECTS = [
+    ("Database corruption on the primary", "SEV-1"),
+    ("Campaign delivery stopped for all tenants", "SEV-2"),
+    ("Dashboard slow to load", "SEV-3"),
+    ("Button misaligned on settings page", "SEV-4"),
+]
+
+
+def scenario_text(n: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    lines = [
+        f"policy: {POLICY}",
+        "start: 2026-03-09T00:00:00Z",
+        "until: 1d",
+        "events:",
+    ]
+    for i in range(n):
+        at = rng.randrange(0, 24 * 60)
+        subject, sev = SUBJECTS[rng.randrange(len(SUBJECTS))]
+        lines += [
+            f"  - at: {at}m",
+            "    create:",
+            f"      ref: E{i}",
+            f"      subject: {subject}",
+            f"      priority: {sev}",
+            "      category: system_outage",
+        ]
+        if rng.random() < 0.6:
+            ack = at + rng.randrange(5, 90)
+            lines += [f"  - at: {ack}m", f"    acknowledge: {{ref: E{i}, by: lena}}"]
+        if rng.random() < 0.4:
+            done = at + rng.randrange(91, 600)
+            lines += [f"  - at: {done}m", f"    resolve: {{ref: E{i}, by: lena}}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--escalations", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    policy = load_policy(POLICY)
+    router = router_for(policy, POLICY)
+    text = scenario_text(args.escalations)
+    times, rows = [], 0
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        scenario = parse_scenario(text, "bench.yaml")
+        out = run_scenario(scenario, policy, router)
+        times.append(time.perf_counter() - t0)
+        rows = len(out)
+    print(
+        json.dumps(
+            {
+                "benchmark": "simulate_one_day",
+                "escalations": args.escalations,
+                "output_lines": rows,
+                "seconds_median": round(statistics.median(times), 3),
+                "seconds_all": [round(t, 3) for t in times],
+                "goal_seconds": 2.0,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

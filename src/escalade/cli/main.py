@@ -12,9 +12,10 @@ from escalade.cli.db import db_app
 from escalade.cli.route import route_command
 from escalade.cli.serve import serve_command
 from escalade.cli.simulate import simulate_command
+from escalade.cli.triage import triage_app
 from escalade.cli.worker import worker
 from escalade.policy import PolicyInvalid, check_files
-from escalade.policy.models import Policy
+from escalade.policy.schema import policy_json_schema
 
 app = typer.Typer(
     name="escalade",
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check policies and print their schema.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.add_typer(triage_app, name="triage")
 app.command("route")(route_command)
 app.command("serve")(serve_command)
 app.command("simulate")(simulate_command)
@@ -54,10 +56,7 @@ def policy_check(files: list[Path] = typer.Argument(..., help="Policy files to c
 @policy_app.command("schema")
 def policy_schema() -> None:
     """Print the policy language's JSON Schema (for editors)."""
-    schema = Policy.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Escalade policy"
-    typer.echo(json.dumps(schema, indent=2))
+    typer.echo(json.dumps(policy_json_schema(), indent=2))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ This module does file I/O and lives at the edge; the models it feeds are pure.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ class Position:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+# characters that would break a line (str.splitlines), shown escaped instead
+_ONE_LINE = {
+    c: ascii(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)
+}
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with a policy, where it is and what to do about it."""
@@ -34,7 +41,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.position}: {self.message}"
+        # one problem is one line, whatever text the policy put in a name or value
+        return f"{self.position}: {self.message}".translate(_ONE_LINE)
 
 
 @dataclass
@@ -43,6 +51,7 @@ class Located:
 
     value: Any  # dict[str, Located] | list[Located] | scalar
     pos: Position
+    keys: dict[str, Position] = field(default_factory=dict)  # where each key of a map is
 
 
 @dataclass
@@ -52,6 +61,12 @@ class Document:
     data: Any
     positions: dict[Path_, Position] = field(default_factory=dict)
     root: Position = Position("<policy>", 1, 1)
+    key_positions: dict[Path_, Position] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # found while reading, not fatal
+
+    def where_key(self, path: Path_) -> Position:
+        """The position of the key that ends ``path`` (e.g. an unknown key), else ``where``."""
+        return self.key_positions.get(tuple(path)) or self.where(path)
 
     def where(self, path: Path_) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -75,63 +90,166 @@ def _pos(file: str, node: yaml.Node) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _to_located(
-    loader: yaml.SafeLoader, node: yaml.Node, file: str, problems: list[Problem], depth: int = 0
-) -> Located:
-    if depth > 60:
-        problems.append(Problem(_pos(file, node), "nesting is too deep (more than 60 levels)"))
-        return Located(None, _pos(file, node))
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[str, Located] = {}
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, file: str) -> Any:
+    """A scalar's value; a value YAML cannot build (``!!int x``, a 13th month) is a problem
+    at that value, not at the top of the file."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError:
+        raise
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        raise PolicyFileError(
+            [Problem(_pos(file, node), f"'{getattr(node, 'value', '')}' cannot be read: {exc}")]
+        ) from None
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAX_DEPTH = 60
+_MAX_NODES = 50_000
+
+
+def _key_text(node: yaml.Node, file: str, problems: list[Problem]) -> str | None:
+    """A map key as the text written: ``on``, ``yes`` and ``1`` stay text (YAML 1.1 would
+    make ``on:`` the boolean true)."""
+    if not isinstance(node, yaml.ScalarNode):
+        problems.append(Problem(_pos(file, node), "a key must be plain text, not a list or map"))
+        return None
+    if node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~"):
+        problems.append(Problem(_pos(file, node), "a key is empty: write a name before ':'"))
+        return None
+    return str(node.value)
+
+
+class _Builder:
+    """YAML nodes to located values, collecting problems that do not stop reading."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str, problems: list[Problem]):
+        self.loader = loader
+        self.file = file
+        self.problems = problems
+        self.nodes = 0
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Located:
+        pos = _pos(self.file, node)
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise PolicyFileError(
+                [Problem(pos, f"the file expands to more than {_MAX_NODES} values (aliases?)")]
+            )
+        if depth > _MAX_DEPTH:
+            self.problems.append(
+                Problem(pos, f"nesting is too deep (more than {_MAX_DEPTH} levels)")
+            )
+            return Located(None, pos)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, pos, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return Located([self.build(n, depth + 1) for n in node.value], pos)
+        return Located(_construct(self.loader, node, self.file), pos)
+
+    def _mapping(self, node: yaml.MappingNode, pos: Position, depth: int) -> Located:
+        inherited: dict[str, Located] = {}  # from merge keys '<<'; the map's own keys win
+        inherited_keys: dict[str, Position] = {}
+        own: dict[str, Located] = {}
+        own_keys: dict[str, Position] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                problems.append(
-                    Problem(_pos(file, key_node), "a key must be plain text, not a list or map")
+            if key_node.tag == _MERGE_TAG:
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 )
+                for src in sources:
+                    if not isinstance(src, yaml.MappingNode):
+                        self.problems.append(
+                            Problem(
+                                _pos(self.file, src),
+                                "a merge key '<<' takes a map or a list of maps (e.g. <<: *base)",
+                            )
+                        )
+                        continue
+                    part = self.build(src, depth + 1)
+                    for k, v in part.value.items():
+                        if k not in inherited:  # earlier maps in '<<: [*a, *b]' win
+                            inherited[k] = v
+                            inherited_keys[k] = part.keys.get(k, v.pos)
                 continue
-            skey = str(key) if not isinstance(key, bool) else str(key).lower()
-            if skey in out:
-                problems.append(
-                    Problem(_pos(file, key_node), f"duplicate key '{skey}' in the same map")
+            skey = _key_text(key_node, self.file, self.problems)
+            if skey is None:
+                continue
+            if skey in own:
+                self.problems.append(
+                    Problem(
+                        _pos(self.file, key_node),
+                        f"duplicate key '{skey}' in the same map (first at line "
+                        f"{own_keys[skey].line}): keep one",
+                    )
                 )
-            out[skey] = _to_located(loader, value_node, file, problems, depth + 1)
-        return Located(out, _pos(file, node))
-    if isinstance(node, yaml.SequenceNode):
-        return Located(
-            [_to_located(loader, n, file, problems, depth + 1) for n in node.value],
-            _pos(file, node),
-        )
-    return Located(loader.construct_object(node, deep=True), _pos(file, node))
+            own[skey] = self.build(value_node, depth + 1)
+            own_keys[skey] = _pos(self.file, key_node)
+        return Located({**inherited, **own}, pos, {**inherited_keys, **own_keys})
 
 
-def parse_yaml(text: str, file: str) -> Located:
-    """Parse one YAML document into located values; raise PolicyFileError on bad YAML."""
-    loader = yaml.SafeLoader(text)
+def parse_yaml(text: str, file: str, soft: list[Problem] | None = None) -> Located:
+    """Parse one YAML document into located values; raise PolicyFileError on bad YAML.
+
+    Problems that still leave a usable value (a duplicate key, an empty key) are added to
+    ``soft`` when it is given, so that the rest of the policy is checked too; without it they
+    are raised like the others.
+    """
     problems: list[Problem] = []
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        raise PolicyFileError(
+            [
+                Problem(
+                    Position(file, line, col),
+                    f"character U+{exc.character:04X} is not allowed in YAML text: remove it",
+                )
+            ]
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
-            raise PolicyFileError([Problem(Position(file, 1, 1), "the file is empty")])
-        located = _to_located(loader, node, file, problems)
+            raise PolicyFileError(
+                [Problem(Position(file, 1, 1), "the file is empty: a policy needs at least 'id:'")]
+            )
+        located = _Builder(loader, file, problems).build(node)
+    except PolicyFileError as exc:
+        raise PolicyFileError([*problems, *exc.problems]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
+        if "'\\t'" in what:
+            what = "a tab character: YAML indents with spaces, not tabs"
+        elif "another document" in what:
+            what = "a policy file holds one YAML document: remove the second '---' and after"
+        elif exc.context and exc.problem:
+            cmark = exc.context_mark
+            at = f" at line {cmark.line + 1}" if cmark and cmark.line + 1 != line else ""
+            what = f"{exc.problem} ({exc.context}{at})"
         raise PolicyFileError(
-            [Problem(Position(file, line, col), f"YAML syntax error: {what}")]
+            [*problems, Problem(Position(file, line, col), f"YAML syntax error: {what}")]
         ) from None
     except yaml.YAMLError as exc:
         raise PolicyFileError([Problem(Position(file, 1, 1), f"YAML error: {exc}")]) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except RecursionError:
+        raise PolicyFileError(
+            [Problem(Position(file, 1, 1), "nesting is too deep for a policy")]
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:
         raise PolicyFileError(
             [Problem(Position(file, 1, 1), f"YAML value cannot be read: {exc}")]
         ) from None
     finally:
         loader.dispose()
-    if problems:
+    if problems and soft is None:
         raise PolicyFileError(problems)
+    if soft is not None:
+        soft.extend(problems)
     return located
 
 
@@ -142,7 +260,7 @@ def _merge(base: Located, over: Located) -> Located:
         merged = dict(base.value)
         for key, value in over.value.items():
             merged[key] = _merge(merged[key], value) if key in merged else value
-        return Located(merged, over.pos)
+        return Located(merged, over.pos, {**base.keys, **over.keys})
     if isinstance(base.value, list) and isinstance(over.value, list) and _all_have_ids(over):
         items = list(base.value)
         index = {_item_id(it): i for i, it in enumerate(items) if _item_id(it) is not None}
@@ -150,8 +268,8 @@ def _merge(base: Located, over: Located) -> Located:
             key = _item_id(it)
             if key in index:
                 items[index[key]] = _merge(items[index[key]], it)
+                del index[key]  # a second item with this id is a duplicate: keep it to report
             else:
-                index[key] = len(items)
                 items.append(it)
         return Located(items, over.pos)
     return over
@@ -167,16 +285,38 @@ def _all_have_ids(node: Located) -> bool:
     return all(_item_id(it) is not None for it in node.value)
 
 
-def _flatten(node: Located, path: Path_, positions: dict[Path_, Position]) -> Any:
+def _flatten(
+    node: Located,
+    path: Path_,
+    positions: dict[Path_, Position],
+    key_positions: dict[Path_, Position],
+) -> Any:
     positions[path] = node.pos
     if isinstance(node.value, dict):
-        return {k: _flatten(v, (*path, k), positions) for k, v in node.value.items()}
+        for k, pos in node.keys.items():
+            key_positions[(*path, k)] = pos
+        return {k: _flatten(v, (*path, k), positions, key_positions) for k, v in node.value.items()}
     if isinstance(node.value, list):
-        return [_flatten(v, (*path, i), positions) for i, v in enumerate(node.value)]
+        return [_flatten(v, (*path, i), positions, key_positions) for i, v in enumerate(node.value)]
     return node.value
 
 
-def _read(path: Path, display: str, stack: tuple[Path, ...]) -> Located:
+def _document(located: Located, display: str, soft: list[Problem]) -> Document:
+    positions: dict[Path_, Position] = {}
+    key_positions: dict[Path_, Position] = {}
+    data = _flatten(located, (), positions, key_positions)
+    return Document(
+        data=data,
+        positions=positions,
+        root=Position(display, 1, 1),
+        key_positions=key_positions,
+        problems=soft,
+    )
+
+
+def _read(
+    path: Path, display: str, stack: tuple[tuple[Path, str], ...], soft: list[Problem]
+) -> Located:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -196,16 +336,24 @@ def _read(path: Path, display: str, stack: tuple[Path, ...]) -> Located:
         raise PolicyFileError(
             [Problem(Position(display, line, 1), "the file is not UTF-8 text")]
         ) from None
-    doc = parse_yaml(text, display)
+    doc = parse_yaml(text, display, soft)
     if not isinstance(doc.value, dict):
-        raise PolicyFileError(
-            [Problem(doc.pos, "a policy is a YAML map (id:, teams:, categories: …)")]
-        )
-    return _apply_includes(doc, path, display, stack)
+        raise PolicyFileError([Problem(doc.pos, _NOT_A_MAP)])
+    return _apply_includes(doc, path, display, stack, soft)
 
 
-def _apply_includes(doc: Located, path: Path, display: str, stack: tuple[Path, ...]) -> Located:
+_NOT_A_MAP = "a policy is a YAML map of sections (id:, teams:, categories: …), not a list or text"
+
+
+def _apply_includes(
+    doc: Located,
+    path: Path,
+    display: str,
+    stack: tuple[tuple[Path, str], ...],
+    soft: list[Problem],
+) -> Located:
     include = doc.value.pop("include", None)
+    doc.keys.pop("include", None)
     if include is None:
         return doc
     entries = include.value if isinstance(include.value, list) else [include]
@@ -213,18 +361,27 @@ def _apply_includes(doc: Located, path: Path, display: str, stack: tuple[Path, .
     merged: Located | None = None
     for entry in entries:
         if not isinstance(entry.value, str) or not entry.value.strip():
-            problems.append(Problem(entry.pos, "an include entry is a file path"))
+            problems.append(
+                Problem(entry.pos, "an include entry is a file path, e.g. include: [teams.yaml]")
+            )
             continue
         target = (path.parent / entry.value).resolve()
-        if target in stack:
-            problems.append(Problem(entry.pos, f"include loop: {entry.value} includes itself"))
+        shown = os.path.normpath(Path(display).parent / entry.value)
+        if any(target == seen for seen, _ in stack):
+            chain = " -> ".join([*(name for _, name in stack), shown])
+            problems.append(
+                Problem(entry.pos, f"include loop: {chain}; a file cannot include itself")
+            )
             continue
-        shown = str(Path(display).parent / entry.value)
         try:
-            part = _read(target, shown, (*stack, target))
+            part = _read(target, shown, (*stack, (target, shown)), soft)
         except PolicyFileError as exc:
             if any(p.position.file == shown and p.message == "no such file" for p in exc.problems):
-                problems.append(Problem(entry.pos, f"included file not found: {entry.value}"))
+                problems.append(
+                    Problem(
+                        entry.pos, f"included file not found: {entry.value} (looked for {shown})"
+                    )
+                )
             else:
                 problems.extend(exc.problems)
             continue
@@ -238,23 +395,25 @@ def load_document(path: str | Path) -> Document:
     """Read a policy file (and what it includes) into plain data with positions."""
     p = Path(path)
     display = str(path)
-    located = _read(p, display, (p.resolve(),))
-    positions: dict[Path_, Position] = {}
-    data = _flatten(located, (), positions)
-    return Document(data=data, positions=positions, root=Position(display, 1, 1))
+    soft: list[Problem] = []
+    try:
+        located = _read(p, display, ((p.resolve(), display),), soft)
+    except PolicyFileError as exc:
+        raise PolicyFileError([*soft, *exc.problems]) from None
+    return _document(located, display, soft)
 
 
 def document_from_text(text: str, display: str = "<policy>") -> Document:
     """Plain data with positions from YAML text (no includes)."""
-    located = parse_yaml(text, display)
+    soft: list[Problem] = []
+    located = parse_yaml(text, display, soft)
     if not isinstance(located.value, dict):
-        raise PolicyFileError(
-            [Problem(located.pos, "a policy is a YAML map (id:, teams:, categories: …)")]
-        )
+        raise PolicyFileError([*soft, Problem(located.pos, _NOT_A_MAP)])
     if "include" in located.value:
         raise PolicyFileError(
-            [Problem(located.value["include"].pos, "include needs a policy read from a file")]
+            [
+                *soft,
+                Problem(located.value["include"].pos, "include needs a policy read from a file"),
+            ]
         )
-    positions: dict[Path_, Position] = {}
-    data = _flatten(located, (), positions)
-    return Document(data=data, positions=positions, root=Position(display, 1, 1))
+    return _document(located, display, soft)

@@ -7,8 +7,8 @@ concerns. ``load_policy`` returns a valid :class:`Policy` or raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +21,7 @@ from escalade.policy.loader import (
     Document,
     Path_,
     PolicyFileError,
+    Position,
     Problem,
     document_from_text,
     load_document,
@@ -44,29 +45,97 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+# Pydantic adds the member type of a union to an error's location (``fields.x.str``)
+_UNION_TAGS = {"str", "bool", "int", "float", "dict", "list", "none", "date", "time"}
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     """Drop Pydantic's internal markers (function names, union tags) from a location."""
     return tuple(
         x
         for x in loc
-        if isinstance(x, int) or not (str(x).startswith("function-") or "[" in str(x))
+        if isinstance(x, int)
+        or not (str(x).startswith("function-") or "[" in str(x) or str(x) in _UNION_TAGS)
     )
 
 
-def _pydantic_problems(doc: Document, exc: ValidationError) -> list[Problem]:
-    problems = []
+def _pydantic_problems(
+    doc: Document,
+    exc: ValidationError,
+    original: Callable[[Path_], Path_] | None = None,
+) -> list[Problem]:
+    """Pydantic's errors as problems; ``original`` maps a location in pruned data back to
+    the document as written."""
+    by_loc: dict[tuple[str | int, ...], list[tuple[Position, str]]] = {}
     for err in exc.errors(include_url=False):
         loc = _clean_loc(tuple(err["loc"]))
+        if original is not None:
+            loc = original(loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'" if loc else "unknown key"
-        elif err["type"] == "missing":
-            msg = f"'{loc[-1]}' is required" if loc else "a required key is missing"
         where = _loc_text(loc)
-        problems.append(Problem(doc.where(loc), f"{where}: {msg}" if where else msg))
+        pos = doc.where(loc)
+        if err["type"] == "extra_forbidden" and loc:
+            where = _loc_text(loc[:-1])
+            msg = f"unknown key '{loc[-1]}'{_did_you_mean(loc, exc)}"
+            pos = doc.where_key(loc)
+        elif err["type"] == "missing" and loc:
+            where = _loc_text(loc[:-1])
+            msg = f"'{loc[-1]}' is required"
+        by_loc.setdefault((*loc, where), []).append((pos, f"{where}: {msg}" if where else msg))
+    problems = []
+    for found in by_loc.values():
+        if len(found) == 1:
+            problems.append(Problem(*found[0]))
+            continue
+        # one value that fits no member of a union: one problem, naming what would fit
+        kinds = [m.split("Input should be ", 1)[-1] for _, m in found]
+        head = found[0][1].split(": ", 1)[0] if ": " in found[0][1] else ""
+        text = "Input should be " + " or ".join(dict.fromkeys(kinds))
+        problems.append(Problem(found[0][0], f"{head}: {text}" if head else text))
     return problems
+
+
+def _did_you_mean(loc: tuple[str | int, ...], exc: ValidationError) -> str:
+    """A hint naming the keys allowed where an unknown key was found."""
+    import difflib
+
+    fields = _fields_at(loc[:-1]) + (["include"] if len(loc) == 1 else [])
+    if not fields:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _fields_at(path: tuple[str | int, ...]) -> list[str]:
+    """The keys a policy model accepts at ``path`` (empty when unknown)."""
+    model: Any = Policy
+    for part in path:
+        if isinstance(part, int):
+            continue
+        info = getattr(model, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        model = _model_in(info.annotation)
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> Any:
+    """The Pydantic model inside ``list[X]``, ``X | None`` and the like, if any."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass
@@ -74,9 +143,29 @@ class _Ctx:
     doc: Document
     policy: Policy
     problems: list[Problem]
+    # items set aside for shape errors: list path -> original index of each item kept
+    kept: dict[Path_, list[int]] = field(default_factory=dict)
+    # sections dropped whole for shape errors: references into them are not checked
+    dropped_sections: set[str] = field(default_factory=set)
+
+    def original(self, path: Path_) -> Path_:
+        """``path`` in the policy as written (before malformed items were set aside)."""
+        out = tuple(path)
+        for lp, kept in self.kept.items():
+            n = len(lp)
+            if out[:n] != lp or len(out) <= n:
+                continue
+            index = out[n]
+            if isinstance(index, int) and index < len(kept):
+                out = (*lp, kept[index], *out[n + 1 :])
+        return out
+
+    def where(self, path: Path_) -> Position:
+        return self.doc.where(self.original(path))
 
     def add(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.doc.where(path), f"{_loc_text(path)}: {message}"))
+        orig = self.original(path)
+        self.problems.append(Problem(self.doc.where(orig), f"{_loc_text(orig)}: {message}"))
 
 
 def _ids(items: Iterable[Any]) -> set[str]:
@@ -110,7 +199,7 @@ def _check_duplicates(ctx: _Ctx) -> None:
             if it.id in seen:
                 ctx.add(
                     (*path, i, "id"),
-                    f"duplicate id '{it.id}' (first used at {ctx.doc.where((*path, seen[it.id]))})",
+                    f"duplicate id '{it.id}' (first used at {ctx.where((*path, seen[it.id]))})",
                 )
             else:
                 seen[it.id] = i
@@ -146,6 +235,21 @@ def _check_timezones(ctx: _Ctx) -> None:
         check(("people", i, "timezone"), person.timezone)
 
 
+_SINGULAR = {
+    "people": "person",
+    "priorities": "priority",
+    "categories": "category",
+    "handling": "handling rule",
+    "teams": "team",
+    "levels": "level",
+    "roles": "role",
+    "calendars": "calendar",
+    "schedules": "schedule",
+    "ladders": "ladder",
+    "templates": "template",
+}
+
+
 class _Refs:
     """Reference checks against the policy's ids."""
 
@@ -168,10 +272,12 @@ class _Refs:
         if value is None:
             return
         kinds = list(kinds)
+        if any(k in self.ctx.dropped_sections for k in kinds):
+            return  # that section is malformed and already reported
         for kind in kinds:
             if value in getattr(self, kind):
                 return
-        names = " or ".join(k.rstrip("s") if k != "people" else "person" for k in kinds)
+        names = " or ".join(_SINGULAR.get(k, k) for k in kinds)
         known = sorted(set().union(*(getattr(self, k) for k in kinds)))
         hint = (
             f"; known: {', '.join(known[:12])}" if known else f"; the policy defines no {kinds[0]}"
@@ -281,6 +387,10 @@ def _check_references(ctx: _Ctx) -> None:
         r.need_all(("notifications", i, "teams"), n.teams, ["teams"])
         r.recipient(("notifications", i, "to"), n.to)
         r.need(("notifications", i, "template"), n.template, ["templates"])
+    r.need(("alerts", "category"), p.alerts.category, ["categories"])
+    r.need(("alerts", "default_priority"), p.alerts.default_priority, ["priorities"])
+    for sev, prio in p.alerts.severity.items():
+        r.need(("alerts", "severity", sev), prio, ["priorities"])
     for i, h in enumerate(p.handling):
         r.need(("handling", i, "approver"), h.approver, ["roles", "people"])
         r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])
@@ -397,44 +507,106 @@ def _prune(data: Any, items: set[tuple[str | int, ...]]) -> tuple[Any, set[str]]
     return data, dropped
 
 
+def _set_aside(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Remove (in place) the map entry holding a shape error that lies outside any section
+    item, so that the rest can be checked; the path removed, or None if nothing could be."""
+    if loc[:1] == ("id",):
+        data["id"] = "policy"  # a stand-in: the policy's own id is already reported
+        return ("id",)
+    parent: Any = data
+    best: tuple[dict[Any, Any], str | int, tuple[str | int, ...]] | None = None
+    for depth, key in enumerate(loc):
+        if not isinstance(parent, dict) or key not in parent:
+            break
+        best = (parent, key, loc[: depth + 1])
+        parent = parent[key]
+    if best is None:
+        return None
+    holder, key, path = best
+    del holder[key]
+    return path
+
+
+# sections whose ids other sections refer to (named as in _Refs)
+_REFERENCED = {
+    "teams",
+    "levels",
+    "roles",
+    "people",
+    "calendars",
+    "schedules",
+    "priorities",
+    "categories",
+    "ladders",
+    "templates",
+    "handling",
+}
+
+
 def check_document(doc: Document) -> list[Problem]:
     """Every problem with a parsed policy document; empty when it is valid.
 
     Shape errors come first; the items that have them are then set aside so that the
     meaning of the rest (references, bands, loops, time zones) is checked too.
     """
-    problems: list[Problem] = []
-    data = doc.data
+    import copy
+
+    problems: list[Problem] = list(doc.problems)
+    if not isinstance(doc.data, dict):
+        return sorted(set(problems))
+    data = copy.deepcopy(doc.data)
     dropped: set[str] = set()
-    for _ in range(4):
+    ctx = _Ctx(doc, Policy(id="policy"), [])
+    for _ in range(6):
         try:
             policy = Policy.model_validate(data)
             break
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(doc, exc))
+            problems.extend(_pydantic_problems(doc, exc, ctx.original))
             bad_items: set[tuple[str | int, ...]] = set()
             for err in exc.errors(include_url=False):
-                item = _item_path(_clean_loc(tuple(err["loc"])))
-                if item is None:
+                loc = _clean_loc(tuple(err["loc"]))
+                item = _item_path(loc)
+                if item is not None:
+                    bad_items.add(item)
+                    continue
+                removed = _set_aside(data, loc)
+                if removed is None:
                     return sorted(set(problems))
-                bad_items.add(item)
+                if len(removed) == 1 and removed[0] in _REFERENCED:
+                    ctx.dropped_sections.add(str(removed[0]))
             try:
+                for item in sorted(bad_items, key=lambda p: p[-1], reverse=True):
+                    lp, index = item[:-1], item[-1]
+                    kept = ctx.kept.setdefault(lp, list(range(len(_get(data, lp)))))
+                    del kept[int(index)]
                 data, ids = _prune(data, bad_items)
-            except (KeyError, IndexError, TypeError):
+            except (KeyError, IndexError, TypeError, ValueError):
                 return sorted(set(problems))
             dropped |= ids
     else:
         return sorted(set(problems))
-    ctx = _Ctx(doc, policy, [])
+    ctx.policy = policy
     _check_duplicates(ctx)
     _check_timezones(ctx)
     _check_references(ctx)
     _check_paths(ctx)
+    if policy.routing.triage:  # learned models (imports scikit-learn only when named)
+        from escalade.triage.check import check_triage
+
+        for path, message in check_triage(policy, Path(doc.root.file).parent):
+            ctx.add(path, message)
     for problem in ctx.problems:
         # a reference to an item already reported as malformed is not a second problem
         if not any(f"'{d}'" in problem.message and "unknown" in problem.message for d in dropped):
             problems.append(problem)
     return sorted(set(problems))
+
+
+def _get(data: Any, path: Path_) -> Any:
+    for key in path:
+        data = data[key]
+    return data
 
 
 def _validated(doc: Document) -> Policy:

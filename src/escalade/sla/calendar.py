@@ -149,9 +149,7 @@ class BusinessCalendar:
             return True
         day = wall_date(t, self.tz)
         return any(
-            ws <= t < we
-            for d in (day - _DAY, day, day + _DAY)
-            for ws, we in self.day_windows(d)
+            ws <= t < we for d in (day - _DAY, day, day + _DAY) for ws, we in self.day_windows(d)
         )
 
     def next_open(self, t: datetime) -> datetime:
@@ -215,4 +213,3 @@ class BusinessCalendar:
                     out.append((lo, hi))
             day += _DAY
         return out
-

@@ -1,0 +1,485 @@
+"""The triage model: training, safe saving and loading, prediction with explanations.
+
+A model is a scikit-learn pipeline: word (1-2 gram) and character (2-5 gram, within word
+boundaries) TF-IDF of the subject and description, beside the signals routing reads
+(VADER dissatisfaction score, customer tier, monthly value, users affected, amount), into
+a linear SVM whose scores are calibrated into probabilities (sigmoid, cross-validated).
+
+The file is a zip holding ``escalade-triage.json`` (metadata) and ``model.skops`` (the
+pipeline in skops format, never pickle). The metadata carries the model-format version,
+the library versions and a SHA-256 over metadata and payload; loading refuses a file from
+another format or scikit-learn version, one altered on disk, or one holding any type not on
+an explicit list of trusted types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import platform
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+import skops
+import skops.io as sio
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC
+
+import escalade
+from escalade.routing.models import EscalationInput
+from escalade.routing.signals import sentiment
+
+FORMAT = "escalade-triage-model"
+FORMAT_VERSION = 1
+_HEADER = "escalade-triage.json"
+_PAYLOAD = "model.skops"
+TOP_WORDS = 5
+
+# Every type a triage model file may hold beyond what skops trusts by default. Loading checks
+# the file's untrusted types against this list and refuses anything else.
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "builtins.slice",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.int64",
+        "numpy.ndarray",
+        "scipy.sparse._csr.csr_matrix",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.model_selection._split.StratifiedKFold",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.utils._bunch.Bunch",
+    }
+)
+
+TEXT, TIER, SENTIMENT, MONTHLY_VALUE, USERS, AMOUNT = range(6)
+FEATURES = ["text", "customer_tier", "sentiment", "monthly_value", "users_affected", "amount"]
+
+
+class TriageModelError(Exception):
+    """A model file or training set that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one escalation."""
+
+    label: str
+    probability: float
+    runner_up: str | None
+    runner_up_probability: float | None
+    top_words: list[str]  # the words/ngrams that weighed most for the label
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _log(x: float | None) -> float:
+    return math.log1p(x) if x is not None and x > 0 else 0.0
+
+
+def feature_rows(inputs: Sequence[EscalationInput]) -> np.ndarray:
+    """The model's view of each input: text, tier and numeric signals (one row each)."""
+    rows = np.empty((len(inputs), len(FEATURES)), dtype=object)
+    for i, inp in enumerate(inputs):
+        text = inp.text
+        rows[i, TEXT] = text
+        rows[i, TIER] = (inp.customer.tier or "").strip().lower()
+        rows[i, SENTIMENT] = sentiment(text)
+        rows[i, MONTHLY_VALUE] = _log(inp.customer.monthly_value)
+        rows[i, USERS] = _log(inp.impact.users_affected)
+        rows[i, AMOUNT] = _log(inp.amount)
+    return rows
+
+
+def build_pipeline(labels: Sequence[str], seed: int = 0) -> Pipeline:
+    """The untrained pipeline; the calibration folds adapt to the rarest label's count."""
+    features = ColumnTransformer(
+        [
+            (
+                "word",
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode"),
+                TEXT,
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(2, 5),
+                    sublinear_tf=True,
+                    min_df=2,
+                    strip_accents="unicode",
+                ),
+                TEXT,
+            ),
+            ("tier", OneHotEncoder(handle_unknown="ignore"), [TIER]),
+            ("signals", StandardScaler(), [SENTIMENT, MONTHLY_VALUE, USERS, AMOUNT]),
+        ],
+        sparse_threshold=1.0,
+    )
+    rarest = min(Counter(labels).values())
+    clf: Any
+    if rarest >= 2:
+        clf = CalibratedClassifierCV(
+            LinearSVC(C=1.0, random_state=seed, max_iter=10_000),
+            method="sigmoid",
+            cv=StratifiedKFold(min(3, rarest), shuffle=True, random_state=seed),
+            ensemble=False,
+        )
+    else:  # a label seen once cannot be calibrated by cross-validation
+        clf = LogisticRegression(C=20.0, max_iter=5_000, random_state=seed)
+    return Pipeline([("features", features), ("clf", clf)])
+
+
+def data_hash(inputs: Sequence[EscalationInput], labels: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for inp, label in zip(inputs, labels, strict=True):
+        h.update(inp.model_dump_json(exclude_defaults=True).encode())
+        h.update(b"\x1f")
+        h.update(label.encode())
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+# --------------------------------------------------------------------------- the classifier
+
+
+class TriageClassifier:
+    """A loaded (or freshly trained) triage model."""
+
+    def __init__(self, pipeline: Pipeline, metadata: dict[str, Any], name: str):
+        self.pipeline = pipeline
+        self.metadata = metadata
+        self.name = name
+        self.labels: list[str] = [str(c) for c in pipeline.classes_]
+        features: ColumnTransformer = pipeline.named_steps["features"]
+        self._features = features
+        self._clf = pipeline.named_steps["clf"]
+        self._slices: dict[str, slice] = dict(features.output_indices_)
+        coef = self._coefficients()
+        self._blocks: list[tuple[np.ndarray, np.ndarray, slice]] = []
+        for block in ("word", "char"):
+            sl = self._slices[block]
+            names = np.asarray(features.named_transformers_[block].get_feature_names_out())
+            self._blocks.append((coef[:, sl], names, sl))
+
+    @property
+    def field(self) -> str:
+        return str(self.metadata.get("field", ""))
+
+    def _coefficients(self) -> np.ndarray:
+        clf = self._clf
+        if isinstance(clf, CalibratedClassifierCV):
+            coef = np.mean([c.estimator.coef_ for c in clf.calibrated_classifiers_], axis=0)
+        else:
+            coef = np.asarray(clf.coef_)
+        if coef.shape[0] == 1 and len(self.labels) == 2:  # binary: one row for the second class
+            coef = np.vstack([-coef[0], coef[0]])
+        return np.asarray(coef, dtype=np.float64)
+
+    def predict(self, inp: EscalationInput) -> Prediction:
+        return self.predict_many([inp])[0]
+
+    def predict_many(self, inputs: Sequence[EscalationInput]) -> list[Prediction]:
+        """Predictions for many inputs at once (one vectorised pass)."""
+        if not inputs:
+            return []
+        x = sp.csr_matrix(self._features.transform(feature_rows(inputs)))
+        proba = np.asarray(self._clf.predict_proba(x))
+        order = np.argsort(-proba, axis=1, kind="stable")
+        parts = [
+            (x[:, sl].tocsr(), coef, names, 1 if i == 0 else 3)
+            for i, (coef, names, sl) in enumerate(self._blocks)
+        ]
+        out: list[Prediction] = []
+        for i in range(proba.shape[0]):
+            best = int(order[i, 0])
+            second = int(order[i, 1]) if proba.shape[1] > 1 else None
+            out.append(
+                Prediction(
+                    label=self.labels[best],
+                    probability=float(proba[i, best]),
+                    runner_up=self.labels[second] if second is not None else None,
+                    runner_up_probability=(float(proba[i, second]) if second is not None else None),
+                    top_words=_top_words(parts, i, best),
+                )
+            )
+        return out
+
+
+def _top_words(
+    parts: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]], row: int, label: int
+) -> list[str]:
+    """The words (else character n-grams of 3+ letters) that pushed hardest to ``label``."""
+    for x, coef, names, min_len in parts:
+        a, b = x.indptr[row], x.indptr[row + 1]
+        if a == b:
+            continue
+        idx = x.indices[a:b]
+        contrib = x.data[a:b] * coef[label, idx]
+        keep = np.flatnonzero(contrib > 0)
+        if keep.size == 0:
+            continue
+        best = keep[np.argsort(-contrib[keep], kind="stable")][: TOP_WORDS * 2]
+        words: list[str] = []
+        for j in best:
+            w = str(names[idx[j]]).strip()
+            if len(w) >= min_len and w not in words:
+                words.append(w)
+        if words:
+            return words[:TOP_WORDS]
+    return []
+
+
+# --------------------------------------------------------------------------- training
+
+
+def cross_validate(
+    inputs: Sequence[EscalationInput], labels: Sequence[str], folds: int, seed: int = 0
+) -> list[float]:
+    """Accuracy on each of ``folds`` stratified folds (a model trained on the rest)."""
+    counts = Counter(labels)
+    label, rarest = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    if folds < 2:
+        raise TriageModelError("--cv needs at least 2 folds")
+    if rarest < folds:
+        raise TriageModelError(
+            f"--cv {folds} needs at least {folds} tickets of every label; '{label}' has {rarest}"
+        )
+    rows = feature_rows(inputs)
+    y = np.asarray(labels, dtype=object)
+    scores = []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for tr, te in splitter.split(rows, y):
+        pipe = build_pipeline([str(v) for v in y[tr]], seed).fit(rows[tr], y[tr])
+        scores.append(float(np.mean(pipe.predict(rows[te]) == y[te])))
+    return scores
+
+
+def train(
+    inputs: Sequence[EscalationInput],
+    labels: Sequence[str],
+    *,
+    field: str,
+    created_at: datetime,
+    seed: int = 0,
+    cv: int | None = None,
+    name: str = "<new model>",
+    source: str | None = None,
+) -> TriageClassifier:
+    """Fit a triage model for ``field`` (deterministic for a given ``seed``)."""
+    if len(inputs) != len(labels):
+        raise TriageModelError("there must be one label per input")
+    if not inputs:
+        raise TriageModelError("empty history: nothing to train on")
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise TriageModelError(
+            f"every ticket has the same label ('{next(iter(counts))}'); a model needs at "
+            "least two labels to choose between"
+        )
+    if created_at.tzinfo is None:
+        raise TriageModelError("created_at must be time-zone aware")
+    cv_scores = cross_validate(inputs, labels, cv, seed) if cv else None
+    rows = feature_rows(inputs)
+    y = np.asarray(labels, dtype=object)
+    pipe = build_pipeline(list(labels), seed).fit(rows, y)
+    metadata: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "field": field,
+        "labels": [str(c) for c in pipe.classes_],
+        "counts": {str(k): int(v) for k, v in sorted(counts.items())},
+        "examples": len(inputs),
+        "data_sha256": data_hash(inputs, labels),
+        "source": source,
+        "seed": seed,
+        "created_at": created_at.isoformat(),
+        "classifier": type(pipe.named_steps["clf"]).__name__,
+        "features": FEATURES,
+        "cv": (
+            {"folds": cv, "accuracy": float(np.mean(cv_scores)), "fold_accuracy": cv_scores}
+            if cv_scores
+            else None
+        ),
+        "versions": {
+            "escalade": escalade.__version__,
+            "sklearn": sklearn.__version__,
+            "skops": skops.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    return TriageClassifier(pipe, metadata, name)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _digest(header: dict[str, Any], payload: bytes) -> str:
+    body = {k: v for k, v in header.items() if k != "sha256"}
+    return hashlib.sha256(_canonical(body) + b"\n" + payload).hexdigest()
+
+
+def save_model(clf: TriageClassifier, path: str | Path) -> Path:
+    """Write the model (skops payload + metadata + SHA-256) to ``path``."""
+    p = Path(path)
+    payload = sio.dumps(clf.pipeline, compression=zipfile.ZIP_DEFLATED)
+    header = dict(clf.metadata)
+    header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+    header["sha256"] = _digest(header, payload)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(_HEADER, json.dumps(header, indent=2, sort_keys=True))
+        zf.writestr(_PAYLOAD, payload)
+    if p.parent and not p.parent.exists():
+        raise TriageModelError(f"{p}: the folder {p.parent} does not exist")
+    try:
+        p.write_bytes(buf.getvalue())
+    except OSError as exc:
+        raise TriageModelError(f"{p}: cannot write the model: {exc.strerror or exc}") from None
+    clf.metadata = {k: v for k, v in header.items()}
+    clf.name = p.name
+    return p
+
+
+def _read_container(p: Path) -> tuple[dict[str, Any], bytes]:
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise TriageModelError(f"{p}: no such model file") from None
+    except OSError as exc:
+        raise TriageModelError(f"{p}: cannot read the model file: {exc.strerror or exc}") from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            if _HEADER not in names or _PAYLOAD not in names:
+                raise TriageModelError(
+                    f"{p}: not an Escalade triage model (make one with 'escalade triage train')"
+                )
+            header_bytes = zf.read(_HEADER)
+            payload = zf.read(_PAYLOAD)
+    except TriageModelError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        raise TriageModelError(
+            f"{p}: damaged or altered model file ({exc}); retrain it with 'escalade triage "
+            "train' or restore it from a copy"
+        ) from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise TriageModelError(
+            f"{p}: damaged or altered model file (unreadable metadata)"
+        ) from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TriageModelError(
+            f"{p}: not an Escalade triage model (make one with 'escalade triage train')"
+        )
+    return header, payload
+
+
+def load_model(path: str | Path) -> TriageClassifier:
+    """A model from a file, refusing one that is missing, foreign, altered or unsafe."""
+    p = Path(path)
+    header, payload = _read_container(p)
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise TriageModelError(
+            f"{p}: made with triage model format {version!r}; this Escalade "
+            f"({escalade.__version__}) reads format {FORMAT_VERSION}: retrain it with "
+            "'escalade triage train'"
+        )
+    versions = header.get("versions")
+    if not isinstance(versions, dict):
+        versions = {}
+    made_with = str(versions.get("sklearn", "?"))
+    if _major_minor(made_with) != _major_minor(sklearn.__version__):
+        raise TriageModelError(
+            f"{p}: trained with scikit-learn {made_with}, but {sklearn.__version__} is "
+            "installed; models only load under the same major.minor version: retrain it with "
+            "'escalade triage train'"
+        )
+    if (
+        header.get("sha256") != _digest(header, payload)
+        or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest()
+    ):
+        raise TriageModelError(
+            f"{p}: the model file was altered after it was saved (SHA-256 does not match); "
+            "retrain it with 'escalade triage train' or restore it from a copy"
+        )
+    try:
+        untrusted = sio.get_untrusted_types(data=payload)
+    except Exception as exc:  # skops raises many kinds on a malformed payload
+        raise TriageModelError(f"{p}: damaged model payload ({exc})") from None
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise TriageModelError(
+            f"{p}: the model holds types Escalade does not trust: {', '.join(refused)}"
+        )
+    try:
+        pipeline = sio.loads(payload, trusted=list(untrusted))
+    except Exception as exc:  # skops raises many kinds on a malformed payload
+        raise TriageModelError(f"{p}: damaged model payload ({exc})") from None
+    if not isinstance(pipeline, Pipeline) or [str(c) for c in pipeline.classes_] != header.get(
+        "labels"
+    ):
+        raise TriageModelError(f"{p}: the model does not match its metadata (labels differ)")
+    try:
+        return TriageClassifier(pipeline, header, p.name)
+    except (KeyError, AttributeError, ValueError, IndexError) as exc:
+        raise TriageModelError(f"{p}: not a triage pipeline Escalade can use ({exc})") from None
+
+
+@lru_cache(maxsize=32)
+def _cached(resolved: str, mtime_ns: int, size: int) -> TriageClassifier:
+    del mtime_ns, size  # part of the cache key: a rewritten file is read again
+    return load_model(resolved)
+
+
+def get_classifier(path: str | Path) -> TriageClassifier:
+    """A loaded model by path, cached by resolved path, modification time and size."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise TriageModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise TriageModelError(
+            f"{path}: cannot read the model file: {exc.strerror or exc}"
+        ) from None
+    return _cached(str(p), st.st_mtime_ns, st.st_size)

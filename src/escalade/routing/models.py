@@ -108,8 +108,12 @@ class Signals(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    sentiment: float = Field(description="VADER compound score, -1 (angry) .. 1 (happy)")
-    dissatisfied: bool
+    sentiment: float | None = Field(
+        None,
+        description="VADER compound score, -1 (angry) .. 1 (happy); read only when the "
+        "policy's rules or triggers use it",
+    )
+    dissatisfied: bool | None = None
     legal_language: bool
     threatening_language: bool
     vip: bool

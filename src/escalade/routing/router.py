@@ -29,7 +29,7 @@ from escalade.policy.models import (
     TriggerKind,
 )
 from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
-from escalade.routing.signals import match_text, read_signals
+from escalade.routing.signals import PhraseIndex, match_text, read_signals
 from escalade.sla.clocks import ClockName, sla_targets
 
 
@@ -99,6 +99,14 @@ class Router:
         self.classifiers = dict(classifiers or {})
         self._triage: dict[str, TriageModel] = {t.field: t for t in policy.routing.triage}
         self._team_ids = {t.id for t in policy.teams}
+        self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
+        self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
+        conditions = [r.when for r in policy.routing.rules] + [
+            t.when for t in policy.triggers if t.when is not None
+        ]
+        self._needs_sentiment = any(
+            c.sentiment is not None or c.dissatisfied is not None for c in conditions
+        ) or any(t.on == "dissatisfaction" for t in policy.triggers)
         self._management = [
             t
             for t in policy.triggers
@@ -118,7 +126,7 @@ class Router:
         """Decide category, team, level, priority and handling for one escalation."""
         del now  # routing does not depend on the time yet; calendars act later (SLA clocks)
         p = self.policy
-        signals = read_signals(inp, p.routing)
+        signals = read_signals(inp, p.routing, with_sentiment=self._needs_sentiment)
         st = _State()
         self._given(inp, st)
         preds = dict(predictions or {})
@@ -219,12 +227,13 @@ class Router:
         text = inp.text
         # most hits wins; among equals the more specific (longer) wording; then file order
         best: tuple[tuple[int, int], Category, list[str]] | None = None
+        found = self._categories.hits(text)
         for cat in p.categories:
-            if cat.match is None:
+            hits = found.get(cat.id)
+            if not hits:
                 continue
-            hits = match_text(cat.match, text)
             score = (len(hits), sum(len(h) for h in hits))
-            if hits and (best is None or score > best[0]):
+            if best is None or score > best[0]:
                 best = (score, cat, hits)
         if best is not None:
             st.category = best[1]
@@ -257,10 +266,9 @@ class Router:
                     f"category '{st.category.id}' defaults to priority '{st.category.priority}'",
                 )
             )
+        found = self._priorities.hits(inp.text)
         for pr in p.priorities:
-            if pr.match is None:
-                continue
-            hits = match_text(pr.match, inp.text)
+            hits = found.get(pr.id)
             if hits:
                 words = ", ".join(f"'{h}'" for h in hits[:3])
                 candidates.append((pr, f"priority '{pr.id}': the text mentions {words}"))
@@ -535,7 +543,7 @@ class Router:
         if c.sentiment is not None:
             checks.append(c.sentiment.holds(s.sentiment))
         if c.dissatisfied is not None:
-            checks.append(s.dissatisfied == c.dissatisfied)
+            checks.append(bool(s.dissatisfied) == c.dissatisfied)
         if c.vip is not None:
             checks.append(s.vip == c.vip)
         if c.legal_language is not None:
@@ -586,10 +594,10 @@ class Router:
                 f"revenue impact {inp.impact.revenue_per_hour}/hour {c.revenue_per_hour.describe()}"
             )
         if c.sentiment is not None:
-            parts.append(f"sentiment {s.sentiment:.2f} {c.sentiment.describe()}")
+            parts.append(f"sentiment {s.sentiment or 0:.2f} {c.sentiment.describe()}")
         if c.dissatisfied is not None:
             parts.append(
-                f"dissatisfaction detected (sentiment {s.sentiment:.2f} below "
+                f"dissatisfaction detected (sentiment {s.sentiment or 0:.2f} below "
                 f"{self.policy.routing.dissatisfaction_below:g})"
                 if s.dissatisfied
                 else "no dissatisfaction detected"

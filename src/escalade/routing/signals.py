@@ -59,7 +59,7 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)
 def sentiment(text: str) -> float:
     """VADER compound score: -1 (very negative) .. 1 (very positive)."""
     if not text.strip():
@@ -100,9 +100,67 @@ def match_text(match: Match, text: str) -> list[str]:
     return hits
 
 
-def read_signals(inp: EscalationInput, routing: Routing) -> Signals:
+class PhraseIndex:
+    """Many keys' phrases and patterns, matched against a text in one pass.
+
+    Routing asks "which categories does this text mention, and with which words?" for
+    every escalation; one combined regular expression answers it for all categories at
+    once instead of one search per category.
+    """
+
+    def __init__(self, entries: list[tuple[str, Match]]):
+        self._by_phrase: dict[str, list[str]] = {}
+        self._patterns: list[tuple[str, str, re.Pattern[str]]] = []
+        for key, match in entries:
+            for phrase in match.phrases:
+                words = phrase.strip().lower()
+                if words:
+                    self._by_phrase.setdefault(words, []).append(key)
+            for pattern in match.patterns:
+                self._patterns.append((key, pattern, _compiled(pattern)))
+        phrases = sorted(self._by_phrase, key=len, reverse=True)
+        self._regex = (
+            re.compile(
+                r"(?<![\w])(?:" + "|".join(re.escape(ph) for ph in phrases) + r")(?![\w])",
+                re.IGNORECASE,
+            )
+            if phrases
+            else None
+        )
+        self._sub = {ph: _phrase_regex((ph,)) for ph in phrases}
+
+    def hits(self, text: str) -> dict[str, list[str]]:
+        """Each key with the phrases (first-seen order) and /patterns/ found in the text."""
+        found: dict[str, list[str]] = {}
+        if self._regex is not None:
+            seen: set[str] = set()
+            for m in self._regex.finditer(text):
+                hit = m.group(0).lower()
+                if hit in seen:
+                    continue
+                seen.add(hit)
+                for key in self._by_phrase.get(hit, ()):
+                    found.setdefault(key, []).append(hit)
+            # one pass cannot see phrases that overlap a match ("payment" inside
+            # "payment dispute"); a quick substring test finds the candidates
+            lowered = text.lower()
+            for phrase, keys in self._by_phrase.items():
+                if phrase in seen or phrase not in lowered:
+                    continue
+                if self._sub[phrase].search(text):
+                    seen.add(phrase)
+                    for key in keys:
+                        found.setdefault(key, []).append(phrase)
+        for key, pattern, compiled in self._patterns:
+            if compiled.search(text):
+                found.setdefault(key, []).append(f"/{pattern}/")
+        return found
+
+
+def read_signals(inp: EscalationInput, routing: Routing, *, with_sentiment: bool = True) -> Signals:
+    """Signals of an escalation; the sentiment score only when asked (it is the costly one)."""
     text = inp.text
-    score = sentiment(text)
+    score = sentiment(text) if with_sentiment else None
     legal = find_phrases(text, LEGAL_PHRASES)
     threats = find_phrases(text, THREAT_PHRASES)
     tier = (inp.customer.tier or "").lower()
@@ -113,7 +171,7 @@ def read_signals(inp: EscalationInput, routing: Routing) -> Signals:
     )
     return Signals(
         sentiment=score,
-        dissatisfied=score < routing.dissatisfaction_below,
+        dissatisfied=(score < routing.dissatisfaction_below) if score is not None else None,
         legal_language=bool(legal),
         threatening_language=bool(threats),
         vip=vip,

@@ -162,7 +162,7 @@ def fired(store: Store, kind: str) -> list[tuple[datetime, datetime]]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- one setup

@@ -65,7 +65,5 @@ def test_route_unknown_priority_is_422(client: TestClient) -> None:
 
 
 def test_route_malformed_json_is_422(client: TestClient) -> None:
-    r = client.post(
-        "/v1/route", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    r = client.post("/v1/route", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422

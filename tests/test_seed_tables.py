@@ -279,9 +279,7 @@ def test_001_route_to_team(text: str, team: str) -> None:
         ({"subject": "Account access blocked, I cannot log in"}, "P1"),
         ({"subject": "How do I export an album?", "customer": {"tier": "premium"}}, "P1"),
         (
-            {
-                "subject": "Absolutely terrible, worst service ever, I am furious and disgusted"
-            },
+            {"subject": "Absolutely terrible, worst service ever, I am furious and disgusted"},
             "P1",
         ),
         ({"subject": "Enhancement suggestion: nicer album covers"}, "P3"),

@@ -65,9 +65,17 @@ def path_rungs(policy: Policy, category_id: str | None, start_team: str | None) 
 
 
 def _position(rungs: list[Rung], team: str | None, owner: str | None) -> int:
+    """Where the escalation stands on its path: the rung of its owner role, else of its team.
+
+    ``owner`` is also the person who acknowledged or took it ("lena"), which names no rung;
+    the team then still says where it is on the path.
+    """
+    if owner:
+        for i in range(len(rungs) - 1, -1, -1):
+            if rungs[i].owner == owner:
+                return i
     for i in range(len(rungs) - 1, -1, -1):
-        r = rungs[i]
-        if (owner and r.owner == owner) or (not owner and r.owner is None and r.team == team):
+        if rungs[i].owner is None and rungs[i].team == team:
             return i
     return -1
 

@@ -567,6 +567,7 @@ class EscalationService:
             *ladder_timers(esc.snapshot, esc.id, now, generation),
         ]
         self._schedule(w, timers, esc, now)
+        self._schedule_followups(w, esc, now, generation)
         return esc
 
     def _on_close(
@@ -624,21 +625,10 @@ class EscalationService:
         for t in w.timers.find(escalation_id=esc.id, states=["pending"]):
             if t.kind.startswith("sla.") and t.payload.get("clock") == "resolution":
                 w.timers.cancel(t.key)
-        remaining = {
-            **esc.snapshot,
-            "targets": {
-                "resolution": {
-                    **target,
-                    "target_s": max(0.0, target["target_s"] - used.total_seconds()),
-                    "maximum_s": (
-                        max(0.0, target["maximum_s"] - used.total_seconds())
-                        if target["maximum_s"] is not None
-                        else None
-                    ),
-                }
-            },
-        }
-        self._schedule(w, sla_timers(remaining, esc.id, now, generation + 100), esc, now)
+        resolution_only = {**esc.snapshot, "targets": {"resolution": target}}
+        self._schedule(
+            w, sla_timers(resolution_only, esc.id, now, generation + 100, used=used), esc, now
+        )
 
     # ------------------------------------------------------------------ timers
 
@@ -715,6 +705,7 @@ class EscalationService:
                 **self._late(timer),
             },
         )
+        breached_by = esc.team  # whose clock it was, before an escalation hands it on
         for action in esc.snapshot.get("on_breach", []):
             if action == "escalate":
                 cause = (
@@ -735,7 +726,7 @@ class EscalationService:
             elif action == "notify_manager":
                 messages = [
                     Message(Channel_email, to_, Audience.internal.value, None, via=via)
-                    for to_, via in manager_of(policy, esc.team)
+                    for to_, via in manager_of(policy, breached_by)
                 ]
                 self._send(w, policy, esc, messages, at, f"breach:{clock}:manager")
             elif action == "raise_priority":
@@ -813,6 +804,7 @@ class EscalationService:
                             "step": timer.payload["step"] + 1,
                             "ladder": ladder.id,
                             **({"note": step.note} if step.note else {}),
+                            **self._late(timer),
                         },
                     )
                 )
@@ -862,7 +854,9 @@ class EscalationService:
                 **self._late(timer),
             },
         )
-        self._schedule(w, [followup_timer(esc.snapshot, esc.id, index, at, n + 1)], esc, at)
+        generation = timer.payload.get("generation", 0)
+        nxt = followup_timer(esc.snapshot, esc.id, index, at, n + 1, generation)
+        self._schedule(w, [nxt], esc, at)
 
     def _timer_update(
         self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
@@ -882,7 +876,8 @@ class EscalationService:
                 **self._late(timer),
             },
         )
-        nxt = update_timer(esc.snapshot, esc.id, at, timer.payload["n"] + 1)
+        generation = timer.payload.get("generation", 0)
+        nxt = update_timer(esc.snapshot, esc.id, at, timer.payload["n"] + 1, generation)
         if nxt:
             self._schedule(w, [nxt], esc, at)
 
@@ -900,20 +895,6 @@ class EscalationService:
                 continue
             if th.related == "category" and esc.category is None:
                 continue
-            since = now - th.window
-            recent = [
-                e
-                for e in w.escalations.find(
-                    states=["open", "acknowledged", "investigating"], limit=1000
-                )
-                if e.created_at >= since
-                and e.parent_id is None
-                and e.id != esc.id
-                and self._related(th.related, e, esc)
-                and not e.package.get("fields", {}).get("incident")
-            ] + [esc]
-            if len(recent) <= th.more_than:
-                continue
             incident_key = f"{trig.id}:{self._related_key(th.related, esc)}"
             parent = next(
                 (
@@ -925,7 +906,26 @@ class EscalationService:
                 ),
                 None,
             )
+            if parent is not None:
+                recent = [esc]  # the incident is open already: a new related one joins it
+            else:
+                since = now - th.window
+                earlier = [
+                    e
+                    for e in w.escalations.find(
+                        states=["open", "acknowledged", "investigating"], limit=1000
+                    )
+                    if e.created_at >= since
+                    and e.parent_id is None
+                    and e.id != esc.id
+                    and self._related(th.related, e, esc)
+                    and not e.package.get("fields", {}).get("incident")
+                ]
+                recent = [*sorted(earlier, key=lambda e: e.id), esc]
+                if len(recent) <= th.more_than:
+                    continue
             refs = [e.ref for e in recent]
+            created = parent is None
             if parent is None:
                 inp = EscalationInput(
                     subject=(
@@ -962,7 +962,11 @@ class EscalationService:
                 "trigger.fired",
                 SYSTEM,
                 now,
-                {"trigger": trig.id, "refs": refs, "created": parent.ref},
+                {
+                    "trigger": trig.id,
+                    "refs": refs,
+                    **({"created": parent.ref} if created else {"incident": parent.ref}),
+                },
             )
 
     @staticmethod
@@ -1203,12 +1207,14 @@ class EscalationService:
                 t.kind, t.due_at, t.key, t.payload, escalation_id=esc.id, created_at=now
             )
 
-    def _schedule_followups(self, w: UnitOfWork, esc: EscalationRow, now: datetime) -> None:
+    def _schedule_followups(
+        self, w: UnitOfWork, esc: EscalationRow, now: datetime, generation: int = 0
+    ) -> None:
         timers = [
-            followup_timer(esc.snapshot, esc.id, i, now, 1)
+            followup_timer(esc.snapshot, esc.id, i, now, 1, generation)
             for i in range(len(esc.snapshot["followups"]))
         ]
-        upd = update_timer(esc.snapshot, esc.id, now, 1)
+        upd = update_timer(esc.snapshot, esc.id, now, 1, generation)
         self._schedule(w, [*timers, *([upd] if upd else [])], esc, now)
 
     def _log(

@@ -93,10 +93,16 @@ def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
 
 
 def sla_timers(
-    snapshot: dict[str, Any], esc_id: int, started: datetime, generation: int = 0
+    snapshot: dict[str, Any],
+    esc_id: int,
+    started: datetime,
+    generation: int = 0,
+    used: timedelta = timedelta(0),
 ) -> list[PlannedTimer]:
     """Warning and breach timers of every SLA clock (business time on the snapshot's
-    calendar). ``generation`` re-arms clocks after a pause."""
+    calendar). ``generation`` re-arms clocks after a pause; ``used`` is the business time
+    the clocks already ran before ``started`` (a resumed clock), so the warning still comes
+    at ``warn_at`` of the whole target, and not again if that point has passed."""
     calendar = snapshot_calendar(snapshot)
     warn_fraction = float(snapshot.get("warn_at", 0.8))
     out: list[PlannedTimer] = []
@@ -105,11 +111,12 @@ def sla_timers(
             continue
         target = timedelta(seconds=t["target_s"])
         limit = timedelta(seconds=t["maximum_s"] if t["maximum_s"] is not None else t["target_s"])
-        due = calendar.add(started, limit)
-        warn = calendar.add(started, target * warn_fraction)
+        due = calendar.add(started, max(limit - used, timedelta(0)))
+        warn_after = target * warn_fraction - used
         payload = {"clock": clock, "due": due.isoformat(), "source": t["source"]}
         prefix = f"esc:{esc_id}:sla:{clock}:{generation}"
-        if target > timedelta(0):
+        if target > timedelta(0) and warn_after > timedelta(0):
+            warn = calendar.add(started, warn_after)
             out.append(PlannedTimer("sla.warning", warn, f"{prefix}:warn", payload))
         out.append(PlannedTimer("sla.breach", due, f"{prefix}:breach", payload))
     return out
@@ -141,8 +148,18 @@ def ladder_timers(
     return out
 
 
+def _gen(generation: int) -> str:
+    """Key part that re-arms reminders after a reopen (none for the first run)."""
+    return f"g{generation}:" if generation else ""
+
+
 def followup_timer(
-    snapshot: dict[str, Any], esc_id: int, index: int, after: datetime, n: int
+    snapshot: dict[str, Any],
+    esc_id: int,
+    index: int,
+    after: datetime,
+    n: int,
+    generation: int = 0,
 ) -> PlannedTimer:
     f = snapshot["followups"][index]
     from escalade.durations import parse_duration
@@ -151,13 +168,13 @@ def followup_timer(
     return PlannedTimer(
         "followup",
         after + every,
-        f"esc:{esc_id}:followup:{f['id']}:{n}",
-        {"index": index, "n": n},
+        f"esc:{esc_id}:followup:{f['id']}:{_gen(generation)}{n}",
+        {"index": index, "n": n, "generation": generation},
     )
 
 
 def update_timer(
-    snapshot: dict[str, Any], esc_id: int, after: datetime, n: int
+    snapshot: dict[str, Any], esc_id: int, after: datetime, n: int, generation: int = 0
 ) -> PlannedTimer | None:
     """The next update reminder (most demanding cadence of the priority), if any."""
     updates = snapshot.get("updates") or {}
@@ -167,6 +184,6 @@ def update_timer(
     return PlannedTimer(
         "update.due",
         after + timedelta(seconds=seconds),
-        f"esc:{esc_id}:update:{n}",
-        {"audience": audience, "n": n},
+        f"esc:{esc_id}:update:{_gen(generation)}{n}",
+        {"audience": audience, "n": n, "generation": generation},
     )

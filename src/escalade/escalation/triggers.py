@@ -168,6 +168,25 @@ def record_activity(
             key = f"trigger:{trig.id}:{actor}:{day.isoformat()}"
             if w.alert_keys.get(key) is not None:
                 continue  # fired for this actor today already
+            open_key = f"trigger:{trig.id}:{actor}"
+            esc_id = w.alert_keys.get(open_key)
+            current = w.escalations.get(esc_id) if esc_id is not None else None
+            if current is not None and State(current.state) in (State.resolved, State.closed):
+                w.alert_keys.release(open_key)
+                current = None
+            if current is not None:
+                # still open: fire on it again (once a day) instead of opening another
+                w.alert_keys.bind(key, current.id, at=now)
+                service._log(
+                    w,
+                    current,
+                    "trigger.fired",
+                    SYSTEM,
+                    now,
+                    {"trigger": trig.id, "refs": [current.ref], "actor": actor},
+                    why,
+                )
+                continue
             inp = EscalationInput(
                 subject=f"{actor}: {why.split(' (')[0]}",
                 description=f"Threshold trigger '{trig.id}': {why}.",
@@ -184,6 +203,7 @@ def record_activity(
                 extra_reasons=[f"threshold trigger '{trig.id}' fired for {actor}: {why}"],
             )
             w.alert_keys.bind(key, esc.id, at=now)
+            w.alert_keys.bind(open_key, esc.id, at=now)
             service._log(
                 w,
                 esc,
@@ -191,6 +211,7 @@ def record_activity(
                 SYSTEM,
                 now,
                 {"trigger": trig.id, "refs": [esc.ref], "actor": actor, "created": esc.ref},
+                why,
             )
             created.append(esc)
         w.commit()

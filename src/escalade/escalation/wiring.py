@@ -29,7 +29,7 @@ class RecordingChannel(CapturingChannel):
         extra = {
             k: v
             for k, v in message.payload.items()
-            if k in ("via", "mention", "step", "ladder", "note") and v is not None
+            if k in ("via", "mention", "step", "ladder", "note", "late") and v is not None
         }
         with self.service.store.unit_of_work() as uow:
             self.service.record_sent(

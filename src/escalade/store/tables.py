@@ -97,7 +97,7 @@ timers = Table(
     Column("idempotency_key", String(300), nullable=False, unique=True),
     Column("payload", JSONType, nullable=False),
     Column("state", String(16), nullable=False, server_default="pending"),
-    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=True),
     Column("claimed_by", String(200), nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
@@ -111,6 +111,13 @@ timers = Table(
         "id",
         postgresql_where=text("state = 'pending'"),
         sqlite_where=text("state = 'pending'"),
+    ),
+    # Claimed or backing-off timers: when does the next lease run out?
+    Index(
+        "ix_timers_pending_lease",
+        "lease_until",
+        postgresql_where=text("state = 'pending' AND lease_until IS NOT NULL"),
+        sqlite_where=text("state = 'pending' AND lease_until IS NOT NULL"),
     ),
 )
 

@@ -1,0 +1,135 @@
+"""The engine: an ordered list of steps, run in passes.
+
+Each step owns one concern, claims its due rows in a bounded batch, acts and commits
+(``run(now, store) -> int``, the number of rows it handled). The engine only runs the
+list: ``serve`` runs it in a thread, ``worker`` runs it alone (several processes share
+the work on PostgreSQL), and ``simulate`` and the tests call ``run_until_idle`` with a
+virtual clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from escalade.clock import Clock
+from escalade.engine.config import EngineConfig
+from escalade.engine.outbox import Channel, OutboxStep
+from escalade.engine.timers import TimerHandler, TimerStep
+from escalade.store import Store
+
+log = logging.getLogger("escalade.engine")
+
+SQLITE_PAUSE_SECONDS = 0.005
+
+
+class Step(Protocol):
+    """One concern of the engine (SLA clocks, ladders, triggers, outbox, …)."""
+
+    name: str
+
+    def run(self, now: datetime, store: Store) -> int: ...
+
+
+def worker_id() -> str:
+    """Who holds a claim: host, process and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Engine:
+    """Runs its steps in order, pass after pass."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        handlers: Mapping[str, TimerHandler] | None = None,
+        *,
+        channels: Channel | Mapping[str, Channel] | None = None,
+        steps: Sequence[Step] | None = None,
+        config: EngineConfig | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """With ``steps`` omitted the list is: fire timers (``handlers``), then deliver the
+        outbox (only when ``channels`` are given)."""
+        self.store = store
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self.worker = worker or worker_id()
+        self.handlers = dict(handlers or {})
+        if steps is None:
+            built: list[Step] = [TimerStep(self.handlers, worker=self.worker, config=self.config)]
+            if channels is not None:
+                built.append(OutboxStep(channels, worker=self.worker, config=self.config))
+            steps = built
+        self.steps: list[Step] = list(steps)
+        self._wake = threading.Event()
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """One pass: each step once, in order. Returns how many rows were handled."""
+        now = now or self.clock.now()
+        return sum(step.run(now, self.store) for step in self.steps)
+
+    def run_until_idle(self, now: datetime | None = None, max_passes: int = 10_000) -> int:
+        """Pass after pass at ``now`` until nothing is due (follow-ups due by ``now`` run too)."""
+        now = now or self.clock.now()
+        total = 0
+        for _ in range(max_passes):
+            done = self.run_once(now)
+            if not done:
+                return total
+            total += done
+        raise RuntimeError(f"engine still busy after {max_passes} passes at {now.isoformat()}")
+
+    def next_due(self) -> datetime | None:
+        """When something next becomes due for these steps (timers and outbox)."""
+        with self.store.unit_of_work() as uow:
+            candidates = [uow.timers.next_due(sorted(self.handlers)) if self.handlers else None]
+            if any(isinstance(step, OutboxStep) for step in self.steps):
+                candidates.append(uow.outbox.next_due())
+        due = [c for c in candidates if c is not None]
+        return min(due) if due else None
+
+    def wake(self) -> None:
+        """Run a pass now instead of waiting for the poll (e.g. after the API queued work)."""
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
+        """Run passes until ``stop`` is set. When idle, wait until the next due time, the
+        poll interval or ``wake()``, whichever comes first. Errors are logged, not fatal:
+        claims left behind come back when their lease runs out."""
+        log.info("engine %s started: steps %s", self.worker, [s.name for s in self.steps])
+        while not stop.is_set():
+            try:
+                if self.run_once(self.clock.now()):
+                    if self.store.dialect == "sqlite":
+                        # One writer at a time: leave a gap for the API's writes.
+                        stop.wait(SQLITE_PAUSE_SECONDS)
+                    continue
+                wait = poll_interval
+                due = self.next_due()
+                if due is not None:
+                    wait = min(wait, max((due - self.clock.now()).total_seconds(), 0.0))
+            except Exception:
+                log.exception("engine pass failed; retrying in %.1fs", poll_interval)
+                wait = poll_interval
+            self._sleep(stop, wait)
+        log.info("engine %s stopped", self.worker)
+
+    def _sleep(self, stop: threading.Event, seconds: float) -> None:
+        remaining = seconds
+        slice_ = 0.05
+        while remaining > 0 and not stop.is_set():
+            if self._wake.wait(min(slice_, remaining)):
+                self._wake.clear()
+                return
+            remaining -= slice_
+
+
+__all__ = ["Engine", "Step", "worker_id"]

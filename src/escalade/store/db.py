@@ -1,0 +1,225 @@
+"""``Store``: the database behind Escalade, and the unit of work that changes it.
+
+A ``Store`` is built from a URL and connects lazily, never at import::
+
+    store = Store.from_settings(settings)      # or Store("sqlite:///./escalade.db")
+    store.upgrade()                            # apply migrations
+    with store.unit_of_work() as uow:
+        esc = uow.escalations.get_by_ref("ESC-1")
+        uow.timeline.append(esc.id, at=now, actor="lena", kind="acknowledged")
+        uow.commit()                           # nothing is kept without commit
+
+SQLite is the embedded default: WAL, a busy timeout, foreign keys on, and every unit of
+work starts with ``BEGIN IMMEDIATE`` (one writer at a time, no upgrade deadlocks).
+PostgreSQL (``postgresql+psycopg://…``) is how it grows: many workers share the timers
+with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from escalade.store.repositories import (
+    ActionLedger,
+    ActivityRepository,
+    AlertKeyRepository,
+    EscalationRepository,
+    OutboxRepository,
+    PolicyRepository,
+    TimelineRepository,
+    TimerRepository,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+DEFAULT_DATABASE_URL = "sqlite:///./escalade.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says which and why, for a person."""
+
+
+class HasDatabaseUrl(Protocol):
+    @property
+    def database_url(self) -> str: ...
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+class UnitOfWork:
+    """One transaction and the repositories that work in it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect: str = connection.dialect.name
+        self.policies = PolicyRepository(connection)
+        self.escalations = EscalationRepository(connection)
+        self.timeline = TimelineRepository(connection)
+        self.timers = TimerRepository(connection)
+        self.outbox = OutboxRepository(connection)
+        self.activity = ActivityRepository(connection)
+        self.alert_keys = AlertKeyRepository(connection)
+        self.actions = ActionLedger(connection)
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo only what happens inside the block if it raises."""
+        with self.connection.begin_nested():
+            yield
+
+
+class Store:
+    """The database: built from a URL, connects on first use."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url = _normalise(make_url(url))
+        self._echo = echo
+        self._engine: Engine | None = None
+
+    @classmethod
+    def from_settings(cls, settings: HasDatabaseUrl) -> Store:
+        return cls(settings.database_url)
+
+    @classmethod
+    def from_env(cls) -> Store:
+        """``ESCALADE_DATABASE_URL``, read now (not at import)."""
+        return cls(os.environ.get("ESCALADE_DATABASE_URL", DEFAULT_DATABASE_URL))
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.url.get_backend_name()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = _create_engine(self.url, echo=self._echo)
+        return self._engine
+
+    @contextmanager
+    def unit_of_work(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
+        """A transaction; call ``uow.commit()`` to keep its work, otherwise it is rolled
+        back when the block ends (also on error).
+
+        ``readonly=True`` is for pages and reports: on SQLite it starts a deferred
+        transaction (a WAL snapshot that never waits for the writer) instead of
+        ``BEGIN IMMEDIATE``.
+        """
+        with self.engine.connect() as connection:
+            if readonly:
+                connection = connection.execution_options(escalade_readonly=True)
+            yield UnitOfWork(connection)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the migrations shipped in the package up to ``revision``."""
+        from escalade.store.migrate import upgrade
+
+        upgrade(self, revision)
+
+    def current_revision(self) -> str | None:
+        from escalade.store.migrate import current_revision
+
+        return current_revision(self)
+
+    def dispose(self) -> None:
+        """Close pooled connections (e.g. before forking or at exit)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def describe(self) -> str:
+        """The URL without its password, for messages."""
+        return self.url.render_as_string(hide_password=True)
+
+
+def _normalise(url: URL) -> URL:
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+        return url.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database '{backend}' in {url.render_as_string(hide_password=True)}: "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    return url
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
+def _create_engine(url: URL, *, echo: bool) -> Engine:
+    if url.get_backend_name() == "postgresql":
+        return create_engine(
+            url, echo=echo, json_serializer=_dumps, pool_pre_ping=True, pool_size=5
+        )
+    memory = _is_memory(url)
+    engine = create_engine(
+        url,
+        echo=echo,
+        json_serializer=_dumps,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **({"poolclass": StaticPool} if memory else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy (below) issue BEGIN instead of the sqlite3 module's own logic.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get("escalade_readonly"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

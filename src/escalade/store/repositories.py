@@ -1,0 +1,773 @@
+"""Repositories: the only code that writes SQL for the tables in ``tables.py``.
+
+Each repository works on the connection of one unit of work; nothing here commits.
+Inserts that carry an idempotency key use ``INSERT … ON CONFLICT DO NOTHING`` so that
+doing the same thing twice is a no-op on both SQLite and PostgreSQL.
+
+The timeline has no update or delete method on purpose: it is append-only (and the
+database refuses UPDATE/DELETE on it with a trigger).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from escalade.store import tables as t
+from escalade.store.rows import (
+    EscalationRow,
+    OutboxMessage,
+    OutboxState,
+    PolicyVersionRow,
+    TimelineEntry,
+    TimerRow,
+    TimerState,
+)
+from escalade.store.types import UTCDateTime
+
+
+class ConcurrentUpdate(Exception):
+    """An escalation changed since it was read (optimistic locking)."""
+
+
+class _Repository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._dialect = conn.dialect.name
+
+    def _insert(self, table: Table) -> Any:
+        """A dialect ``INSERT`` that knows ``on_conflict_do_nothing``."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+class PolicyRepository(_Repository):
+    """Every policy text ever applied, once per distinct content."""
+
+    def add(self, *, name: str, content: str, applied_by: str, at: datetime) -> PolicyVersionRow:
+        """Record a policy text; applying identical content again returns the first record."""
+        digest = content_hash(content)
+        self._conn.execute(
+            self._insert(t.policy_versions)
+            .values(
+                content_hash=digest,
+                name=name,
+                content=content,
+                applied_by=applied_by,
+                applied_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["content_hash"])
+        )
+        found = self.by_hash(digest)
+        assert found is not None
+        return found
+
+    def get(self, policy_version_id: int) -> PolicyVersionRow | None:
+        return self._one(
+            select(t.policy_versions).where(t.policy_versions.c.id == policy_version_id)
+        )
+
+    def by_hash(self, digest: str) -> PolicyVersionRow | None:
+        return self._one(
+            select(t.policy_versions).where(t.policy_versions.c.content_hash == digest)
+        )
+
+    def latest(self, name: str | None = None) -> PolicyVersionRow | None:
+        """The most recently applied version (of the named policy, if given)."""
+        q = select(t.policy_versions).order_by(t.policy_versions.c.id.desc()).limit(1)
+        if name is not None:
+            q = q.where(t.policy_versions.c.name == name)
+        return self._one(q)
+
+    def history(self, name: str | None = None) -> list[PolicyVersionRow]:
+        q = select(t.policy_versions).order_by(t.policy_versions.c.id)
+        if name is not None:
+            q = q.where(t.policy_versions.c.name == name)
+        return [PolicyVersionRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def _one(self, q: Select[Any]) -> PolicyVersionRow | None:
+        row = self._conn.execute(q).first()
+        return PolicyVersionRow(**row._mapping) if row else None
+
+
+# --------------------------------------------------------------------------- escalations
+
+_ESCALATION_CHANGES = frozenset(
+    {
+        "subject",
+        "state",
+        "category",
+        "team",
+        "level",
+        "priority",
+        "owner",
+        "snapshot",
+        "customer",
+        "package",
+        "acknowledged_at",
+        "resolved_at",
+        "closed_at",
+        "parent_id",
+    }
+)
+
+
+class EscalationRepository(_Repository):
+    """Escalations at run time. ``snapshot`` is written once, at the start: the decision,
+    the resolved ladder and targets, so a later policy change never alters it."""
+
+    def add(
+        self,
+        *,
+        policy_version_id: int,
+        snapshot: Mapping[str, Any],
+        at: datetime,
+        ref: str | None = None,
+        state: str = "open",
+        subject: str = "",
+        category: str | None = None,
+        team: str | None = None,
+        level: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
+        customer: Mapping[str, Any] | None = None,
+        package: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> EscalationRow:
+        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``."""
+        row = self._conn.execute(
+            t.escalations.insert()
+            .values(
+                ref=ref or f"tmp-{uuid.uuid4().hex}",
+                policy_version_id=policy_version_id,
+                parent_id=parent_id,
+                subject=subject,
+                state=state,
+                category=category,
+                team=team,
+                level=level,
+                priority=priority,
+                owner=owner,
+                snapshot=dict(snapshot),
+                customer=dict(customer or {}),
+                package=dict(package or {}),
+                created_at=at,
+                updated_at=at,
+                version=1,
+            )
+            .returning(*t.escalations.c)
+        ).one()
+        if ref is None:
+            row = self._conn.execute(
+                t.escalations.update()
+                .where(t.escalations.c.id == row.id)
+                .values(ref=f"ESC-{row.id}")
+                .returning(*t.escalations.c)
+            ).one()
+        return _escalation(row)
+
+    def get(self, escalation_id: int) -> EscalationRow | None:
+        return self._one(select(t.escalations).where(t.escalations.c.id == escalation_id))
+
+    def get_by_ref(self, ref: str) -> EscalationRow | None:
+        return self._one(select(t.escalations).where(t.escalations.c.ref == ref))
+
+    def lock(self, escalation_id: int) -> EscalationRow | None:
+        """Read and lock the row until commit (``FOR UPDATE`` on PostgreSQL; on SQLite the
+        unit of work already holds the write lock)."""
+        return self._one(
+            select(t.escalations).where(t.escalations.c.id == escalation_id).with_for_update()
+        )
+
+    def update(
+        self, escalation_id: int, *, expected_version: int, at: datetime, **changes: Any
+    ) -> EscalationRow:
+        """Change fields if nobody else did since ``expected_version`` was read; bumps the
+        version and ``updated_at``. Raises ``ConcurrentUpdate`` otherwise."""
+        unknown = set(changes) - _ESCALATION_CHANGES
+        if unknown:
+            raise ValueError(f"cannot change escalation field(s): {', '.join(sorted(unknown))}")
+        row = self._conn.execute(
+            t.escalations.update()
+            .where(
+                t.escalations.c.id == escalation_id,
+                t.escalations.c.version == expected_version,
+            )
+            .values(**changes, updated_at=at, version=t.escalations.c.version + 1)
+            .returning(*t.escalations.c)
+        ).first()
+        if row is None:
+            raise ConcurrentUpdate(
+                f"escalation {escalation_id} changed since version {expected_version} was read"
+            )
+        return _escalation(row)
+
+    def find(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        team: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EscalationRow]:
+        """Newest first, filtered."""
+        q = select(t.escalations).order_by(t.escalations.c.id.desc()).limit(limit).offset(offset)
+        if states is not None:
+            q = q.where(t.escalations.c.state.in_(list(states)))
+        if team is not None:
+            q = q.where(t.escalations.c.team == team)
+        if parent_id is not None:
+            q = q.where(t.escalations.c.parent_id == parent_id)
+        return [_escalation(r) for r in self._conn.execute(q)]
+
+    def count_by_state(self) -> dict[str, int]:
+        q = select(t.escalations.c.state, func.count()).group_by(t.escalations.c.state)
+        return {state: n for state, n in self._conn.execute(q)}
+
+    def _one(self, q: Select[Any]) -> EscalationRow | None:
+        row = self._conn.execute(q).first()
+        return _escalation(row) if row else None
+
+
+def _escalation(row: Row[Any]) -> EscalationRow:
+    return EscalationRow(**row._mapping)
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+# Built once: the engine appends to the timeline in its hottest loop.
+_TIMELINE_INSERT = t.timeline.insert().returning(*t.timeline.c)
+
+
+class TimelineRepository(_Repository):
+    """Append-only record of everything that happened to an escalation."""
+
+    def append(
+        self,
+        escalation_id: int,
+        *,
+        at: datetime,
+        actor: str,
+        kind: str,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        row = self._conn.execute(
+            _TIMELINE_INSERT,
+            {
+                "escalation_id": escalation_id,
+                "at": at,
+                "actor": actor,
+                "kind": str(kind),
+                "reason": reason,
+                "data": dict(data or {}),
+            },
+        ).one()
+        return TimelineEntry(**row._mapping)
+
+    def for_escalation(self, escalation_id: int) -> list[TimelineEntry]:
+        """In the order things were recorded."""
+        q = select(t.timeline).where(t.timeline.c.escalation_id == escalation_id)
+        return [
+            TimelineEntry(**r._mapping) for r in self._conn.execute(q.order_by(t.timeline.c.id))
+        ]
+
+    def after(self, after_id: int = 0, limit: int = 1000) -> list[TimelineEntry]:
+        """Entries with id above ``after_id``, in record order (to stream new entries)."""
+        q = select(t.timeline).where(t.timeline.c.id > after_id).order_by(t.timeline.c.id)
+        return [TimelineEntry(**r._mapping) for r in self._conn.execute(q.limit(limit))]
+
+
+# --------------------------------------------------------------------------- timers
+
+
+@dataclass(frozen=True, slots=True)
+class NewTimer:
+    kind: str
+    due_at: datetime
+    key: str
+    payload: Mapping[str, Any]
+    escalation_id: int | None = None
+
+
+class TimerRepository(_Repository):
+    """Durable timers. A key is unique forever: scheduling it again is a no-op, even after
+    the timer fired or was cancelled (put a generation or level in the key to re-arm)."""
+
+    def schedule(
+        self,
+        kind: str,
+        due_at: datetime,
+        key: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        escalation_id: int | None = None,
+        created_at: datetime | None = None,
+    ) -> bool:
+        """Add a pending timer; ``False`` if the key was already scheduled."""
+        result = self._conn.execute(
+            self._insert(t.timers)
+            .values(
+                escalation_id=escalation_id,
+                kind=kind,
+                due_at=due_at,
+                idempotency_key=key,
+                payload=dict(payload or {}),
+                state=TimerState.pending.value,
+                created_at=created_at,
+                attempts=0,
+                late=False,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(t.timers.c.id)
+        )
+        return result.first() is not None
+
+    def schedule_many(
+        self, timers: Sequence[NewTimer], *, created_at: datetime | None = None
+    ) -> None:
+        """Bulk form of ``schedule`` (one executemany); existing keys are skipped."""
+        if not timers:
+            return
+        self._conn.execute(
+            self._insert(t.timers).on_conflict_do_nothing(index_elements=["idempotency_key"]),
+            [
+                {
+                    "escalation_id": n.escalation_id,
+                    "kind": n.kind,
+                    "due_at": n.due_at,
+                    "idempotency_key": n.key,
+                    "payload": dict(n.payload),
+                    "state": TimerState.pending.value,
+                    "created_at": created_at,
+                    "attempts": 0,
+                    "late": False,
+                }
+                for n in timers
+            ],
+        )
+
+    def get(self, key: str) -> TimerRow | None:
+        row = self._conn.execute(select(t.timers).where(t.timers.c.idempotency_key == key)).first()
+        return _timer(row) if row else None
+
+    def cancel(self, key: str) -> bool:
+        """Cancel a pending timer; ``False`` if it was not pending."""
+        result = self._conn.execute(
+            t.timers.update()
+            .where(
+                t.timers.c.idempotency_key == key,
+                t.timers.c.state == TimerState.pending.value,
+            )
+            .values(state=TimerState.cancelled.value)
+        )
+        return bool(result.rowcount)
+
+    def cancel_for_escalation(self, escalation_id: int, kinds: Iterable[str] | None = None) -> int:
+        """Cancel an escalation's pending timers (of the given kinds); returns how many."""
+        q = t.timers.update().where(
+            t.timers.c.escalation_id == escalation_id,
+            t.timers.c.state == TimerState.pending.value,
+        )
+        if kinds is not None:
+            q = q.where(t.timers.c.kind.in_(list(kinds)))
+        return int(self._conn.execute(q.values(state=TimerState.cancelled.value)).rowcount)
+
+    def find(
+        self,
+        *,
+        escalation_id: int | None = None,
+        states: Iterable[str] | None = (TimerState.pending.value,),
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[TimerRow]:
+        """Timers in due order (pending ones by default)."""
+        q = select(t.timers).order_by(t.timers.c.due_at, t.timers.c.id).limit(limit)
+        if escalation_id is not None:
+            q = q.where(t.timers.c.escalation_id == escalation_id)
+        if states is not None:
+            q = q.where(t.timers.c.state.in_([str(s) for s in states]))
+        if kind is not None:
+            q = q.where(t.timers.c.kind == kind)
+        return [_timer(r) for r in self._conn.execute(q)]
+
+    def next_due(self, kinds: Iterable[str] | None = None) -> datetime | None:
+        """When the earliest pending timer becomes claimable: its due time, or the end of
+        its lease if a worker holds it or backs off from it. ``simulate`` jumps to it."""
+        pending = t.timers.c.state == TimerState.pending.value
+        free = select(t.timers.c.due_at).where(pending, t.timers.c.lease_until.is_(None))
+        leased = select(
+            func.min(
+                case(
+                    (t.timers.c.lease_until > t.timers.c.due_at, t.timers.c.lease_until),
+                    else_=t.timers.c.due_at,
+                ),
+                type_=UTCDateTime(),
+            )
+        ).where(pending, t.timers.c.lease_until.is_not(None))
+        if kinds is not None:
+            free = free.where(t.timers.c.kind.in_(list(kinds)))
+            leased = leased.where(t.timers.c.kind.in_(list(kinds)))
+        first: datetime | None = self._conn.execute(
+            free.order_by(t.timers.c.due_at, t.timers.c.id).limit(1)
+        ).scalar()
+        lease_end: datetime | None = self._conn.execute(leased).scalar()
+        candidates = [x for x in (first, lease_end) if x is not None]
+        return min(candidates) if candidates else None
+
+    # ---- used by the engine
+
+    def claim(
+        self,
+        *,
+        kinds: Iterable[str],
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+    ) -> list[TimerRow]:
+        """Take up to ``limit`` due timers for ``worker`` until ``lease_until``, in due order.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint rows.
+        A claim whose lease ran out (the worker crashed) is claimable again.
+        """
+        pick = (
+            select(t.timers.c.id)
+            .where(
+                t.timers.c.state == TimerState.pending.value,
+                t.timers.c.kind.in_(list(kinds)),
+                t.timers.c.due_at <= now,
+                or_(t.timers.c.lease_until.is_(None), t.timers.c.lease_until <= now),
+            )
+            .order_by(t.timers.c.due_at, t.timers.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = self._conn.execute(
+            t.timers.update()
+            .where(t.timers.c.id.in_(pick.scalar_subquery()))
+            .values(
+                claimed_by=worker,
+                lease_until=lease_until,
+                attempts=t.timers.c.attempts + 1,
+            )
+            .returning(*t.timers.c)
+        ).all()
+        claimed = [_timer(r) for r in rows]
+        claimed.sort(key=lambda timer: (timer.due_at, timer.id))
+        return claimed
+
+    def finish(self, fired: Sequence[tuple[int, bool]], *, now: datetime) -> None:
+        """Mark claimed timers done: ``(id, late)`` pairs, one executemany."""
+        if not fired:
+            return
+        self._conn.execute(
+            t.timers.update()
+            .where(
+                t.timers.c.id == bindparam("timer_id"),
+                t.timers.c.state == TimerState.pending.value,
+            )
+            .values(
+                state=TimerState.done.value,
+                fired_at=now,
+                late=bindparam("is_late"),
+                lease_until=None,
+                last_error=None,
+            ),
+            [{"timer_id": timer_id, "is_late": late} for timer_id, late in fired],
+        )
+
+    def fail(self, timer_id: int, *, error: str, retry_at: datetime | None) -> None:
+        """A handler failed: retry at ``retry_at``, or give up (state ``failed``) if None."""
+        values: dict[str, Any] = {"last_error": error[:4000], "claimed_by": None}
+        if retry_at is None:
+            values.update(state=TimerState.failed.value, lease_until=None)
+        else:
+            values.update(lease_until=retry_at)
+        self._conn.execute(
+            t.timers.update()
+            .where(t.timers.c.id == timer_id, t.timers.c.state == TimerState.pending.value)
+            .values(**values)
+        )
+
+
+def _timer(row: Row[Any]) -> TimerRow:
+    m = dict(row._mapping)
+    m["key"] = m.pop("idempotency_key")
+    m["state"] = TimerState(m["state"])
+    return TimerRow(**m)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+class OutboxRepository(_Repository):
+    """Messages to deliver, written in the same transaction as the change that causes them."""
+
+    def enqueue(
+        self,
+        *,
+        key: str,
+        channel: str,
+        recipient: str,
+        audience: str,
+        template: str | None,
+        payload: Mapping[str, Any],
+        at: datetime,
+        escalation_id: int | None = None,
+    ) -> bool:
+        """Queue a message; ``False`` if a message with this key was already queued."""
+        result = self._conn.execute(
+            self._insert(t.outbox)
+            .values(
+                idempotency_key=key,
+                escalation_id=escalation_id,
+                channel=str(channel),
+                recipient=recipient,
+                audience=str(audience),
+                template=template,
+                payload=dict(payload),
+                state=OutboxState.pending.value,
+                created_at=at,
+                available_at=at,
+                attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(t.outbox.c.id)
+        )
+        return result.first() is not None
+
+    def get(self, key: str) -> OutboxMessage | None:
+        row = self._conn.execute(select(t.outbox).where(t.outbox.c.idempotency_key == key)).first()
+        return _message(row) if row else None
+
+    def find(
+        self,
+        *,
+        escalation_id: int | None = None,
+        states: Iterable[str] | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[OutboxMessage]:
+        """In the order they were queued."""
+        q = select(t.outbox).where(t.outbox.c.id > after_id).order_by(t.outbox.c.id).limit(limit)
+        if escalation_id is not None:
+            q = q.where(t.outbox.c.escalation_id == escalation_id)
+        if states is not None:
+            q = q.where(t.outbox.c.state.in_([str(s) for s in states]))
+        return [_message(r) for r in self._conn.execute(q)]
+
+    def next_due(self) -> datetime | None:
+        q = select(
+            func.min(
+                case(
+                    (
+                        and_(
+                            t.outbox.c.lease_until.is_not(None),
+                            t.outbox.c.lease_until > t.outbox.c.available_at,
+                        ),
+                        t.outbox.c.lease_until,
+                    ),
+                    else_=t.outbox.c.available_at,
+                ),
+                type_=UTCDateTime(),
+            )
+        ).where(t.outbox.c.state == OutboxState.pending.value)
+        value: datetime | None = self._conn.execute(q).scalar()
+        return value
+
+    # ---- used by the engine
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+        channels: Iterable[str] | None = None,
+    ) -> list[OutboxMessage]:
+        pick = (
+            select(t.outbox.c.id)
+            .where(
+                t.outbox.c.state == OutboxState.pending.value,
+                t.outbox.c.available_at <= now,
+                or_(t.outbox.c.lease_until.is_(None), t.outbox.c.lease_until <= now),
+            )
+            .order_by(t.outbox.c.available_at, t.outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if channels is not None:
+            pick = pick.where(t.outbox.c.channel.in_(list(channels)))
+        rows = self._conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.id.in_(pick.scalar_subquery()))
+            .values(claimed_by=worker, lease_until=lease_until, attempts=t.outbox.c.attempts + 1)
+            .returning(*t.outbox.c)
+        ).all()
+        return sorted((_message(r) for r in rows), key=lambda m: m.id)
+
+    def mark_sent(self, ids: Sequence[int], *, at: datetime) -> None:
+        if ids:
+            self._conn.execute(
+                t.outbox.update()
+                .where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state == OutboxState.pending.value)
+                .values(state=OutboxState.sent.value, sent_at=at, lease_until=None)
+            )
+
+    def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
+        """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
+        values: dict[str, Any] = {"last_error": error[:4000], "claimed_by": None}
+        if retry_at is None:
+            values.update(state=OutboxState.failed.value, lease_until=None)
+        else:
+            values.update(lease_until=retry_at, available_at=retry_at)
+        self._conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.id == message_id, t.outbox.c.state == OutboxState.pending.value)
+            .values(**values)
+        )
+
+
+def _message(row: Row[Any]) -> OutboxMessage:
+    m = dict(row._mapping)
+    m["key"] = m.pop("idempotency_key")
+    m["state"] = OutboxState(m["state"])
+    for name in ("claimed_by", "lease_until"):
+        m.pop(name)
+    return OutboxMessage(**m)
+
+
+# --------------------------------------------------------------------------- activity
+
+
+class ActivityRepository(_Repository):
+    """Product activity that threshold triggers count (who did what, how many times)."""
+
+    def record(self, *, actor: str, action: str, at: datetime, count: int = 1) -> None:
+        if count < 1:
+            raise ValueError(f"activity count must be at least 1, got {count}")
+        self._conn.execute(
+            t.activity.insert().values(actor=actor, action=action, at=at, count=count)
+        )
+
+    def total(
+        self, *, action: str, since: datetime, until: datetime, actor: str | None = None
+    ) -> int:
+        """Sum of counts in ``[since, until)``, for one actor or everyone."""
+        q = select(func.coalesce(func.sum(t.activity.c.count), 0)).where(
+            t.activity.c.action == action, t.activity.c.at >= since, t.activity.c.at < until
+        )
+        if actor is not None:
+            q = q.where(t.activity.c.actor == actor)
+        return int(self._conn.execute(q).scalar_one())
+
+    def by_actor(
+        self, *, action: str, since: datetime, until: datetime, more_than: int = 0
+    ) -> dict[str, int]:
+        """Actors whose total in ``[since, until)`` is above ``more_than``."""
+        total = func.sum(t.activity.c.count)
+        q = (
+            select(t.activity.c.actor, total)
+            .where(t.activity.c.action == action, t.activity.c.at >= since, t.activity.c.at < until)
+            .group_by(t.activity.c.actor)
+            .having(total > more_than)
+        )
+        return {actor: int(n) for actor, n in self._conn.execute(q)}
+
+    def by_day(
+        self, *, actor: str, action: str, since: datetime, until: datetime, tz: tzinfo = UTC
+    ) -> dict[date, int]:
+        """Totals per local day (in ``tz``) in ``[since, until)``: for 'on several days'."""
+        q = select(t.activity.c.at, t.activity.c.count).where(
+            t.activity.c.actor == actor,
+            t.activity.c.action == action,
+            t.activity.c.at >= since,
+            t.activity.c.at < until,
+        )
+        days: dict[date, int] = {}
+        for at, n in self._conn.execute(q):
+            day = at.astimezone(tz).date()
+            days[day] = days.get(day, 0) + int(n)
+        return days
+
+
+# --------------------------------------------------------------------------- alert keys
+
+
+class AlertKeyRepository(_Repository):
+    """Deduplication: a monitoring alert key → the escalation it opened."""
+
+    def get(self, key: str) -> int | None:
+        q = select(t.alert_keys.c.escalation_id).where(t.alert_keys.c.key == key)
+        value: int | None = self._conn.execute(q).scalar()
+        return value
+
+    def bind(self, key: str, escalation_id: int, *, at: datetime) -> bool:
+        """Map the key to the escalation; ``False`` if the key is already mapped."""
+        result = self._conn.execute(
+            self._insert(t.alert_keys)
+            .values(key=key, escalation_id=escalation_id, created_at=at)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(t.alert_keys.c.key)
+        )
+        return result.first() is not None
+
+    def release(self, key: str) -> bool:
+        """Forget the key (the alert resolved); the next firing opens a new escalation."""
+        result = self._conn.execute(t.alert_keys.delete().where(t.alert_keys.c.key == key))
+        return bool(result.rowcount)
+
+
+# --------------------------------------------------------------------------- actions done
+
+
+class ActionLedger(_Repository):
+    """The exactly-once ledger. Record an action's key in the same transaction as the
+    action: if the key is already there, the action was done and must be skipped."""
+
+    def record(self, key: str, *, worker: str, at: datetime) -> bool:
+        """``True`` if the key is new (go ahead), ``False`` if the action was done."""
+        result = self._conn.execute(
+            self._insert(t.actions_done)
+            .values(idempotency_key=key, done_at=at, worker=worker)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(t.actions_done.c.idempotency_key)
+        )
+        return result.first() is not None
+
+    def record_many(self, keys: Sequence[str], *, worker: str, at: datetime) -> set[str]:
+        """Record many keys at once; returns the ones that were new."""
+        if not keys:
+            return set()
+        stmt = (
+            self._insert(t.actions_done)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(t.actions_done.c.idempotency_key)
+        )
+        rows = self._conn.execute(
+            stmt, [{"idempotency_key": k, "done_at": at, "worker": worker} for k in keys]
+        )
+        return set(rows.scalars())
+
+    def is_done(self, key: str) -> bool:
+        q = select(t.actions_done.c.idempotency_key).where(t.actions_done.c.idempotency_key == key)
+        return self._conn.execute(q).first() is not None

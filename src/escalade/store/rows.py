@@ -1,0 +1,108 @@
+"""What the repositories return: frozen rows, never live ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TimerState(StrEnum):
+    pending = "pending"
+    done = "done"
+    cancelled = "cancelled"
+    failed = "failed"  # gave up after ``max_attempts`` handler errors (dead letter)
+
+
+class OutboxState(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersionRow:
+    id: int
+    content_hash: str
+    name: str
+    content: str
+    applied_by: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRow:
+    id: int
+    ref: str
+    policy_version_id: int
+    parent_id: int | None
+    subject: str
+    state: str
+    category: str | None
+    team: str | None
+    level: str | None
+    priority: str | None
+    owner: str | None
+    snapshot: dict[str, Any]
+    customer: dict[str, Any]
+    package: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    id: int
+    escalation_id: int
+    at: datetime
+    actor: str
+    kind: str
+    reason: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    """A durable timer. ``late`` is set when it fires more than the engine's tolerance
+    after ``due_at``; handlers read it to say 'ran late' on the timeline."""
+
+    id: int
+    escalation_id: int | None
+    kind: str
+    due_at: datetime
+    key: str
+    payload: dict[str, Any]
+    state: TimerState
+    created_at: datetime | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
+    fired_at: datetime | None = None
+    late: bool = False
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message waiting for (or past) delivery. ``key`` is its idempotency key: channels
+    pass it on so a receiver can drop a duplicate after a crash between send and commit."""
+
+    id: int
+    key: str
+    escalation_id: int | None
+    channel: str
+    recipient: str
+    audience: str
+    template: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    state: OutboxState = OutboxState.pending
+    created_at: datetime | None = None
+    available_at: datetime | None = None
+    attempts: int = 0
+    sent_at: datetime | None = None
+    last_error: str | None = None

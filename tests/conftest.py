@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated ``store`` on SQLite and on PostgreSQL.
+
+PostgreSQL tests use ``$ESCALADE_TEST_PG_URL`` or postgresql+psycopg://postgres@127.0.0.1:5432/test
+(then user ``root``); each test gets a fresh schema, dropped afterwards. When no server
+answers, those tests are skipped with a loud reason, never silently passed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from escalade.store import Store
+
+PG_CANDIDATES = (
+    [os.environ["ESCALADE_TEST_PG_URL"]]
+    if os.environ.get("ESCALADE_TEST_PG_URL")
+    else [
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "postgresql+psycopg://root@127.0.0.1:5432/test",
+    ]
+)
+
+T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """A reachable PostgreSQL URL, or a loud skip."""
+    problems = []
+    for url in PG_CANDIDATES:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url
+        except Exception as exc:
+            problems.append(f"{url}: {str(exc).splitlines()[0]}")
+        finally:
+            engine.dispose()
+    pytest.skip(f"PostgreSQL unreachable at {'; '.join(problems)} — PostgreSQL tests NOT RUN")
+
+
+def _pg_schema_url(base: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "escalade.db"
+        yield f"sqlite:///{path}"
+        return
+    yield from _pg_schema_url(request.getfixturevalue("pg_base_url"))
+
+
+@pytest.fixture
+def empty_store(db_url: str) -> Iterator[Store]:
+    store = Store(db_url)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def store(empty_store: Store) -> Store:
+    """A migrated, empty store."""
+    empty_store.upgrade()
+    return empty_store
+
+
+@pytest.fixture
+def policy_version_id(store: Store) -> int:
+    with store.unit_of_work() as uow:
+        row = uow.policies.add(name="test", content="id: test\n", applied_by="tests", at=T0)
+        uow.commit()
+    return row.id

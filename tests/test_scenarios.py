@@ -1,8 +1,7 @@
 """The example scenarios are acceptance tests (spec/simulate.md).
 
 Each ``examples/scenarios/*.yaml`` is run through ``escalade simulate``; its stdout must equal
-the sibling ``*.expected.jsonl``, object by object. Scenarios under ``pending/`` are blocked
-by engine bugs (see the note there) and are not run. Invalid scenarios under ``invalid/`` must
+the sibling ``*.expected.jsonl``, object by object. Invalid scenarios under ``invalid/`` must
 exit 1 with the message of their ``*.expected.err`` and print nothing on stdout.
 """
 

@@ -8,7 +8,6 @@ outbox and schedule timers, all in the same transaction. The API, the CLI, the e
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 from escalade.clock import Clock
 from escalade.durations import format_duration
 from escalade.escalation import ladder as rungs
+from escalade.escalation.handlers import handle_timer
+from escalade.escalation.incidents import related_threshold
 from escalade.escalation.lifecycle import (
     Action,
     EscalateCause,
@@ -25,30 +26,25 @@ from escalade.escalation.lifecycle import (
     TransitionError,
     next_state,
 )
-from escalade.escalation.notify import (
-    Message,
-    apply_handling,
-    manager_of,
-    render,
-    resolve,
-    style_channel,
+from escalade.escalation.messages import (
+    created_messages,
+    priority_style,
+    team_messages,
+    template_context,
 )
+from escalade.escalation.notify import Message, apply_handling, render
 from escalade.escalation.snapshot import (
     PlannedTimer,
     followup_timer,
     ladder_timers,
     sla_timers,
     snapshot_calendar,
-    update_timer,
+    update_timers,
 )
 from escalade.escalation.snapshot import build_snapshot as _snapshot
 from escalade.oncall.schedule import Override
 from escalade.policy.models import (
-    Audience,
-    Ladder,
     Policy,
-    Recipient,
-    TriggerKind,
 )
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router
@@ -192,7 +188,7 @@ class EscalationService:
                 now,
             )
             self._schedule_followups(w, esc, now)
-            self._related_threshold(w, active.policy, esc, now)
+            related_threshold(self, w, active.policy, esc, now)
             return esc
 
     # ------------------------------------------------------------------ act
@@ -325,7 +321,13 @@ class EscalationService:
             return esc
         from_level = esc.level
         owner = rung.owner if rung.owner else None
-        esc = self._update(w, esc, now, team=rung.team, level=rung.level, owner=owner)
+        levels = [lv.id for lv in policy.levels]
+        to_level = rung.level
+        if from_level in levels and (
+            to_level not in levels or levels.index(to_level or "") < levels.index(from_level)
+        ):
+            to_level = from_level  # escalating never lowers the level
+        esc = self._update(w, esc, now, team=rung.team, level=to_level, owner=owner)
         self._log(
             w,
             esc,
@@ -334,7 +336,7 @@ class EscalationService:
             now,
             {
                 "from_level": from_level,
-                "to_level": rung.level,
+                "to_level": to_level,
                 "team": rung.team,
                 "cause": cause.value,
                 "via": rung.via,
@@ -342,20 +344,15 @@ class EscalationService:
             },
             reason,
         )
-        target = Recipient(team=rung.team) if rung.team else None
-        if target is not None:
-            style = self._priority_style(policy, esc.priority)
-            messages = [
-                Message(style_channel(style), to_, Audience.internal.value, None, via=via)
-                for to_, via in resolve(
-                    policy,
-                    target,
-                    team=rung.team,
-                    customer_email=None,
-                    at=now,
-                    overrides=self.overrides,
-                )
-            ]
+        if rung.team:
+            messages = team_messages(
+                policy,
+                rung.team,
+                priority_style(policy, esc.priority),
+                now,
+                self.overrides,
+                data={"cause": cause.value},
+            )
             self._send(w, policy, esc, messages, now, f"escalated:{esc.version}")
         return esc
 
@@ -633,458 +630,19 @@ class EscalationService:
     # ------------------------------------------------------------------ timers
 
     def handle_timer(self, uow: UnitOfWork, timer: TimerRow, now: datetime) -> None:
-        """Engine entry point: one due timer of an escalation."""
-        if timer.escalation_id is None:
-            return
-        esc = uow.escalations.lock(timer.escalation_id)
-        if esc is None:
-            return
-        policy = self.pinned(uow, esc.policy_version_id)
-        at = timer.due_at if getattr(timer, "late", False) is False else now
-        handler = {
-            "sla.warning": self._timer_sla_warning,
-            "sla.breach": self._timer_sla_breach,
-            "ladder.step": self._timer_ladder,
-            "followup": self._timer_followup,
-            "update.due": self._timer_update,
-        }.get(timer.kind)
-        if handler is not None:
-            handler(uow, policy, esc, timer, at)
-
-    def _clock_stopped(self, w: UnitOfWork, esc: EscalationRow, clock: str) -> bool:
-        state = State(esc.state)
-        if state in (State.resolved, State.closed):
-            return True
-        if clock in ("response", "acknowledgement"):
-            return esc.acknowledged_at is not None or state is State.investigating
-        if clock == "investigation":
-            return state is State.investigating
-        if clock == "resolution":
-            return self._paused_since(w, esc) is not None
-        return False
-
-    def _late(self, timer: TimerRow) -> dict[str, Any]:
-        return {"late": True} if getattr(timer, "late", False) else {}
-
-    def _timer_sla_warning(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
-    ) -> None:
-        clock = timer.payload["clock"]
-        if self._clock_stopped(w, esc, clock):
-            return
-        self._log(
-            w,
-            esc,
-            "sla.warning",
-            SYSTEM,
-            at,
-            {
-                "clock": clock,
-                "due": timer.payload["due"].replace("+00:00", "Z"),
-                "source": timer.payload.get("source"),
-                **self._late(timer),
-            },
-        )
-
-    def _timer_sla_breach(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
-    ) -> None:
-        clock = timer.payload["clock"]
-        if self._clock_stopped(w, esc, clock):
-            return
-        self._log(
-            w,
-            esc,
-            "sla.breached",
-            SYSTEM,
-            at,
-            {
-                "clock": clock,
-                "due": timer.payload["due"].replace("+00:00", "Z"),
-                "source": timer.payload.get("source"),
-                **self._late(timer),
-            },
-        )
-        breached_by = esc.team  # whose clock it was, before an escalation hands it on
-        for action in esc.snapshot.get("on_breach", []):
-            if action == "escalate":
-                cause = (
-                    EscalateCause.no_ack
-                    if clock in ("response", "acknowledgement")
-                    else EscalateCause.sla_breach
-                )
-                esc = self.escalate(
-                    w,
-                    policy,
-                    esc,
-                    cause=cause,
-                    by=SYSTEM,
-                    now=at,
-                    reason=f"{clock} SLA breached",
-                    strict=False,
-                )
-            elif action == "notify_manager":
-                messages = [
-                    Message(Channel_email, to_, Audience.internal.value, None, via=via)
-                    for to_, via in manager_of(policy, breached_by)
-                ]
-                self._send(w, policy, esc, messages, at, f"breach:{clock}:manager")
-            elif action == "raise_priority":
-                esc = self._raise_priority(w, policy, esc, at, f"{clock} SLA breached")
-
-    def _raise_priority(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, now: datetime, why: str
-    ) -> EscalationRow:
-        ids = [p.id for p in policy.priorities]
-        if esc.priority not in ids or ids.index(esc.priority) == 0:
-            return esc
-        new = ids[ids.index(esc.priority) - 1]
-        old = esc.priority
-        esc = self._update(w, esc, now, priority=new)
-        self._log(w, esc, "escalation.priority_raised", SYSTEM, now, {"from": old, "to": new}, why)
-        return esc
-
-    def _timer_ladder(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
-    ) -> None:
-        ladder = Ladder.model_validate(esc.snapshot["ladder"])
-        step = ladder.steps[timer.payload["step"]]
-        if self._stops(w, esc, [str(u) for u in step.unless]):
-            return
-        if (
-            step.level
-            and step.level != esc.level
-            and esc.level in [lv.id for lv in policy.levels]
-            and policy.level_rank(step.level) > policy.level_rank(esc.level or step.level)
-        ):
-            from_level = esc.level
-            esc = self._update(w, esc, at, level=step.level)
-            self._log(
-                w,
-                esc,
-                "escalation.escalated",
-                SYSTEM,
-                at,
-                {
-                    "from_level": from_level,
-                    "to_level": step.level,
-                    "team": esc.team,
-                    "cause": EscalateCause.ladder_step.value,
-                    "via": (
-                        f"ladder '{ladder.id}' step {timer.payload['step'] + 1} "
-                        f"at {format_duration(step.after)}"
-                    ),
-                    **self._late(timer),
-                },
-            )
-        channel = (
-            step.channel.value
-            if step.channel
-            else style_channel(self._priority_style(policy, esc.priority))
-        )
-        messages: list[Message] = []
-        for who in step.notify:
-            for to_, via in resolve(
-                policy,
-                who,
-                team=esc.team,
-                customer_email=esc.customer.get("email"),
-                at=at,
-                overrides=self.overrides,
-            ):
-                audience = Audience.customer.value if who.customer else Audience.internal.value
-                messages.append(
-                    Message(
-                        channel if not who.customer else "email",
-                        to_,
-                        audience,
-                        step.template,
-                        via=via,
-                        data={
-                            "step": timer.payload["step"] + 1,
-                            "ladder": ladder.id,
-                            **({"note": step.note} if step.note else {}),
-                            **self._late(timer),
-                        },
-                    )
-                )
-        self._send(w, policy, esc, messages, at, f"ladder:{timer.key}")
-
-    def _stops(self, w: UnitOfWork, esc: EscalationRow, unless: Sequence[str]) -> bool:
-        state = State(esc.state)
-        if "resolved" in unless and state in (State.resolved, State.closed):
-            return True
-        if "acknowledged" in unless and (esc.acknowledged_at is not None):
-            return True
-        if "responded" in unless:
-            if esc.acknowledged_at is not None or state is not State.open:
-                return True
-            people = {"escalation.comment", "escalation.acknowledged", "escalation.investigating"}
-            if any(
-                e.kind in people and e.actor != SYSTEM for e in w.timeline.for_escalation(esc.id)
-            ):
-                return True
-        return state in (State.resolved, State.closed)
-
-    def _timer_followup(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
-    ) -> None:
-        if State(esc.state) in (State.resolved, State.closed):
-            return
-        index, n = timer.payload["index"], timer.payload["n"]
-        f = esc.snapshot["followups"][index]
-        who = Recipient.model_validate(f["to"])
-        targets = resolve(
-            policy,
-            who,
-            team=esc.team,
-            customer_email=esc.customer.get("email"),
-            at=at,
-            overrides=self.overrides,
-        )
-        self._log(
-            w,
-            esc,
-            "reminder.due",
-            SYSTEM,
-            at,
-            {
-                "what": f["what"],
-                "to": ", ".join(t for t, _ in targets) or who.label(),
-                **self._late(timer),
-            },
-        )
-        generation = timer.payload.get("generation", 0)
-        nxt = followup_timer(esc.snapshot, esc.id, index, at, n + 1, generation)
-        self._schedule(w, [nxt], esc, at)
-
-    def _timer_update(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, timer: TimerRow, at: datetime
-    ) -> None:
-        if State(esc.state) in (State.resolved, State.closed):
-            return
-        audience = timer.payload["audience"]
-        self._log(
-            w,
-            esc,
-            "reminder.due",
-            SYSTEM,
-            at,
-            {
-                "what": f"{audience} update",
-                "to": esc.owner or f"team:{esc.team}",
-                **self._late(timer),
-            },
-        )
-        generation = timer.payload.get("generation", 0)
-        nxt = update_timer(esc.snapshot, esc.id, at, timer.payload["n"] + 1, generation)
-        if nxt:
-            self._schedule(w, [nxt], esc, at)
+        """Engine entry point: one due timer of an escalation (see ``handlers``)."""
+        handle_timer(self, uow, timer, now)
 
     # ------------------------------------------------------------------ triggers
 
-    def _related_threshold(
-        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, now: datetime
-    ) -> None:
-        """Several related escalations within a window become one parent incident."""
-        if esc.package.get("fields", {}).get("incident"):
-            return
-        for trig in policy.triggers:
-            th = trig.threshold
-            if trig.kind is not TriggerKind.threshold or th is None or th.related is None:
-                continue
-            if th.related == "category" and esc.category is None:
-                continue
-            incident_key = f"{trig.id}:{self._related_key(th.related, esc)}"
-            parent = next(
-                (
-                    e
-                    for e in w.escalations.find(
-                        states=["open", "acknowledged", "investigating"], limit=200
-                    )
-                    if e.package.get("fields", {}).get("incident") == incident_key
-                ),
-                None,
-            )
-            if parent is not None:
-                recent = [esc]  # the incident is open already: a new related one joins it
-            else:
-                since = now - th.window
-                earlier = [
-                    e
-                    for e in w.escalations.find(
-                        states=["open", "acknowledged", "investigating"], limit=1000
-                    )
-                    if e.created_at >= since
-                    and e.parent_id is None
-                    and e.id != esc.id
-                    and self._related(th.related, e, esc)
-                    and not e.package.get("fields", {}).get("incident")
-                ]
-                recent = [*sorted(earlier, key=lambda e: e.id), esc]
-                if len(recent) <= th.more_than:
-                    continue
-            refs = [e.ref for e in recent]
-            created = parent is None
-            if parent is None:
-                inp = EscalationInput(
-                    subject=(
-                        f"Incident: {len(recent)} related escalations "
-                        f"({th.related} {self._related_key(th.related, esc)})"
-                    ),
-                    description="\n".join(f"{e.ref}: {e.subject}" for e in recent),
-                    category=trig.then.category or esc.category,
-                    priority=trig.then.priority or esc.priority,
-                    source="threshold",
-                    fields={"incident": incident_key},
-                )
-                parent = self.create(
-                    inp,
-                    by=SYSTEM,
-                    cause="threshold",
-                    uow=w,
-                    extra_reasons=[
-                        f"threshold trigger '{trig.id}': more than {th.more_than} related "
-                        f"escalations within {format_duration(th.window)}"
-                    ],
-                )
-            for e in recent:
-                if e.parent_id is None and e.id != parent.id:
-                    w.escalations.update(
-                        e.id,
-                        expected_version=(w.escalations.get(e.id) or e).version,
-                        at=now,
-                        parent_id=parent.id,
-                    )
-            self._log(
-                w,
-                parent,
-                "trigger.fired",
-                SYSTEM,
-                now,
-                {
-                    "trigger": trig.id,
-                    "refs": refs,
-                    **({"created": parent.ref} if created else {"incident": parent.ref}),
-                },
-            )
-
-    @staticmethod
-    def _related_key(kind: str, e: EscalationRow) -> str:
-        if kind == "category":
-            return str(e.category)
-        if kind == "customer":
-            return str(e.customer.get("email") or e.customer.get("id"))
-        if kind == "alert_key":
-            return str(e.package.get("fields", {}).get("alert_key"))
-        return hashlib.sha1(e.subject.lower().encode()).hexdigest()[:12]
-
-    def _related(self, kind: str, a: EscalationRow, b: EscalationRow) -> bool:
-        return self._related_key(kind, a) == self._related_key(kind, b)
-
     # ------------------------------------------------------------------ helpers
-
-    def _priority_style(self, policy: Policy, priority: str | None) -> str:
-        p = next((x for x in policy.priorities if x.id == priority), None)
-        return p.notify.value if p else "queue"
 
     def _notify_created(
         self, w: UnitOfWork, policy: Policy, esc: EscalationRow, decision: Decision, now: datetime
     ) -> None:
-        messages: list[Message] = []
-        matched_teams: set[str] = set()
-        for rule in policy.notifications:
-            if rule.priorities and decision.priority not in rule.priorities:
-                continue
-            if rule.teams and decision.team not in rule.teams:
-                continue
-            if (
-                rule.when is not None
-                and rule.when.category
-                and decision.category not in rule.when.category
-            ):
-                continue
-            targets = (
-                [(rule.address, f"notification rule {rule.id}")]
-                if rule.address
-                else resolve(
-                    policy,
-                    rule.to,
-                    team=decision.team,
-                    customer_email=esc.customer.get("email"),
-                    at=now,
-                    overrides=self.overrides,
-                )
-            )
-            for to_, via in targets:
-                if to_ is None:
-                    continue
-                data = {"mention": rule.mention} if rule.mention else {}
-                messages.append(
-                    Message(
-                        rule.channel.value,
-                        to_,
-                        rule.audience.value,
-                        rule.template,
-                        via=via,
-                        data=data,
-                    )
-                )
-            matched_teams.update(rule.teams or [decision.team])
-        style = self._priority_style(policy, decision.priority)
-        for team in [decision.team, *decision.also]:
-            if not team or team in matched_teams:
-                continue
-            t = next((x for x in policy.teams if x.id == team), None)
-            who = (
-                Recipient(schedule=t.schedule)
-                if (style == "page" and t and t.schedule)
-                else Recipient(team=team)
-            )
-            for to_, via in resolve(
-                policy, who, team=team, customer_email=None, at=now, overrides=self.overrides
-            ):
-                messages.append(
-                    Message(style_channel(style), to_, Audience.internal.value, None, via=via)
-                )
-        for who_id in decision.notify:
-            kind = (
-                "role"
-                if who_id in {r.id for r in policy.roles}
-                else "team"
-                if who_id in {t.id for t in policy.teams}
-                else "person"
-            )
-            for to_, via in resolve(
-                policy,
-                Recipient.model_validate({kind: who_id}),
-                team=decision.team,
-                customer_email=None,
-                at=now,
-                overrides=self.overrides,
-            ):
-                messages.append(Message("email", to_, Audience.stakeholder.value, None, via=via))
-        customer = esc.customer.get("email")
-        if customer:
-            tpl = next(
-                (
-                    t
-                    for t in policy.templates
-                    if t.audience is Audience.customer
-                    and (not t.priorities or decision.priority in t.priorities)
-                ),
-                None,
-            )
-            if tpl is not None:
-                messages.append(
-                    Message(
-                        (tpl.channel.value if tpl.channel else "email"),
-                        customer,
-                        Audience.customer.value,
-                        tpl.id,
-                        via="customer",
-                    )
-                )
+        messages = created_messages(
+            policy, decision, esc.customer.get("email"), now, self.overrides
+        )
         self._send(w, policy, esc, messages, now, "created")
 
     def _send(
@@ -1113,7 +671,7 @@ class EscalationService:
                 },
                 h.reason,
             )
-        context = self._context(esc)
+        context = template_context(esc)
         for i, m in enumerate(allowed):
             subject, body = render(policy, m.template, context)
             key = f"esc:{esc.id}:{event}:{i}:{m.channel}:{m.to}"
@@ -1127,44 +685,6 @@ class EscalationService:
                 at=now,
                 escalation_id=esc.id,
             )
-
-    def _context(self, esc: EscalationRow) -> dict[str, Any]:
-        """What message templates see: ``escalation`` (and its parts at the top level)."""
-        d = esc.snapshot.get("decision", {})
-        pkg = esc.package
-        escalation = {
-            "ref": esc.ref,
-            "subject": esc.subject,
-            "description": pkg.get("description", ""),
-            "team": esc.team,
-            "level": esc.level,
-            "priority": esc.priority,
-            "category": esc.category,
-            "state": esc.state,
-            "owner": esc.owner,
-            "customer": esc.customer,
-            "impact": pkg.get("impact", {}),
-            "fields": pkg.get("fields", {}),
-            "ticket": {"id": esc.ref, **pkg.get("ticket", {})},
-            "channel": pkg.get("channel"),
-            "amount": pkg.get("amount"),
-            "reasons": d.get("reasons", []),
-            "response_target": d.get("response_target"),
-            "tags": d.get("tags", []),
-            "handling": d.get("handling", []),
-            "missing": d.get("missing", []),
-            "created_at": _iso(esc.created_at),
-        }
-        return {
-            "ref": esc.ref,
-            "escalation": escalation,
-            "customer": esc.customer,
-            "package": pkg,
-            "decision": d,
-            "ticket": escalation["ticket"],
-            "impact": escalation["impact"],
-            "fields": escalation["fields"],
-        }
 
     def record_sent(
         self,
@@ -1214,8 +734,8 @@ class EscalationService:
             followup_timer(esc.snapshot, esc.id, i, now, 1, generation)
             for i in range(len(esc.snapshot["followups"]))
         ]
-        upd = update_timer(esc.snapshot, esc.id, now, 1, generation)
-        self._schedule(w, [*timers, *([upd] if upd else [])], esc, now)
+        updates = update_timers(esc.snapshot, esc.id, now, 1, generation)
+        self._schedule(w, [*timers, *updates], esc, now)
 
     def _log(
         self,
@@ -1228,6 +748,3 @@ class EscalationService:
         reason: str | None = None,
     ) -> None:
         w.timeline.append(esc.id, at=at, actor=actor, kind=kind, reason=reason, data=data)
-
-
-Channel_email = "email"

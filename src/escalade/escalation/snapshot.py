@@ -69,9 +69,7 @@ def build_snapshot(
         "calendar": calendar.model_dump(mode="json"),
         "calendar_source": calendar_source,
         "ladder": ladder.model_dump(mode="json") if ladder else None,
-        "updates": (
-            {k: v.total_seconds() for k, v in priority.updates.items()} if priority else {}
-        ),
+        "updates": _update_cadence(policy, decision),
         "postmortem": (
             {
                 "required": postmortem.required,
@@ -118,6 +116,14 @@ def sla_timers(
         if target > timedelta(0) and warn_after > timedelta(0):
             warn = calendar.add(started, warn_after)
             out.append(PlannedTimer("sla.warning", warn, f"{prefix}:warn", payload))
+        if limit > target and target - used > timedelta(0):
+            # target and maximum (seed 002): passing the target warns; the maximum breaches
+            missed = calendar.add(started, target - used)
+            out.append(
+                PlannedTimer(
+                    "sla.warning", missed, f"{prefix}:target", {**payload, "target_missed": True}
+                )
+            )
         out.append(PlannedTimer("sla.breach", due, f"{prefix}:breach", payload))
     return out
 
@@ -173,17 +179,44 @@ def followup_timer(
     )
 
 
-def update_timer(
-    snapshot: dict[str, Any], esc_id: int, after: datetime, n: int, generation: int = 0
-) -> PlannedTimer | None:
-    """The next update reminder (most demanding cadence of the priority), if any."""
-    updates = snapshot.get("updates") or {}
-    if not updates:
-        return None
-    audience, seconds = min(updates.items(), key=lambda kv: kv[1])
-    return PlannedTimer(
-        "update.due",
-        after + timedelta(seconds=seconds),
-        f"esc:{esc_id}:update:{_gen(generation)}{n}",
-        {"audience": audience, "n": n, "generation": generation},
-    )
+def _update_cadence(policy: Policy, decision: Decision) -> dict[str, float]:
+    """Update cadence per audience from the most specific layer that sets any: the
+    category's SLA, then the (team, priority) row, then the priority."""
+    layers = []
+    if decision.category:
+        cat = policy.get_category(decision.category)
+        if cat.sla is not None:
+            layers.append(cat.sla.updates)
+    if decision.priority:
+        layers.extend(
+            r.updates
+            for r in policy.sla.rows
+            if r.team == decision.team and r.priority == decision.priority
+        )
+        layers.append(policy.get_priority(decision.priority).updates)
+    for updates in layers:
+        if updates:
+            return {audience: every.total_seconds() for audience, every in updates.items()}
+    return {}
+
+
+def update_timers(
+    snapshot: dict[str, Any],
+    esc_id: int,
+    after: datetime,
+    n: int,
+    generation: int = 0,
+    audience: str | None = None,
+) -> list[PlannedTimer]:
+    """The next update reminder of each audience (or of one), at its own cadence."""
+    updates: dict[str, float] = snapshot.get("updates") or {}
+    return [
+        PlannedTimer(
+            "update.due",
+            after + timedelta(seconds=seconds),
+            f"esc:{esc_id}:update:{_gen(generation)}{who}:{n}",
+            {"audience": who, "n": n, "generation": generation},
+        )
+        for who, seconds in sorted(updates.items())
+        if seconds > 0 and (audience is None or who == audience)
+    ]

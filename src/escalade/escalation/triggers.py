@@ -106,7 +106,12 @@ def receive_alert(service: EscalationService, alert: AlertIn) -> EscalationRow |
             "trigger.fired",
             SYSTEM,
             now,
-            {"trigger": "alert", "refs": [esc.ref], "key": alert.key, "created": esc.ref},
+            {
+                "trigger": next((t.id for t in active.policy.triggers if t.on == "alert"), "alert"),
+                "refs": [esc.ref],
+                "key": alert.key,
+                "created": esc.ref,
+            },
         )
         w.commit()
         return esc
@@ -149,9 +154,15 @@ def _over(
 
 
 def record_activity(
-    service: EscalationService, *, actor: str, action: str, count: int = 1
+    service: EscalationService,
+    *,
+    actor: str,
+    action: str,
+    count: int = 1,
+    ref: str | None = None,
 ) -> list[EscalationRow]:
-    """Store product activity and fire the threshold triggers it crosses (once per day)."""
+    """Store product activity and fire the threshold triggers it crosses (once per day).
+    ``ref`` names the escalation a crossing creates (simulate scenarios act on it)."""
     active = service._require_active()
     policy = active.policy
     now = service.clock.now()
@@ -198,6 +209,7 @@ def record_activity(
             esc = service.create(
                 inp,
                 by=SYSTEM,
+                ref=ref if ref and not created else None,
                 cause="threshold",
                 uow=w,
                 extra_reasons=[f"threshold trigger '{trig.id}' fired for {actor}: {why}"],

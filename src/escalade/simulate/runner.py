@@ -110,7 +110,9 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
             ),
         )
     elif isinstance(body, Activity):
-        record_activity(service, actor=body.actor, action=body.action, count=body.count)
+        record_activity(
+            service, actor=body.actor, action=body.action, count=body.count, ref=body.ref
+        )
     elif isinstance(body, Override):
         start = _when(body.from_, scenario.start)
         end = _when(body.to, scenario.start)

@@ -64,6 +64,7 @@ class Activity(_Event):
     actor: str = Field(min_length=1)
     action: str = Field(min_length=1)
     count: int = Field(1, ge=1)
+    ref: str | None = Field(None, description="Name for an escalation a threshold creates")
 
 
 ACT_KINDS = (
@@ -248,7 +249,7 @@ def _check_refs(events: list[Event]) -> list[Problem]:
     created: dict[str, Event] = {}
     for e in events:
         ref = getattr(e.body, "ref", None)
-        if e.kind in ("create", "alert"):
+        if e.kind in ("create", "alert", "activity"):
             if ref is None:
                 continue
             if ref in created and e.kind == "create":

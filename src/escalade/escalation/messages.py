@@ -1,0 +1,282 @@
+"""Which messages an event sends, to whom and on which channel. Pure.
+
+The service hands the planned messages to ``notify.apply_handling`` and then to the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from escalade.escalation.notify import Message, manager_of, resolve, style_channel
+from escalade.oncall.schedule import Override
+from escalade.policy.models import Audience, Channel, NotificationRule, Policy, Recipient
+from escalade.routing.models import Decision
+from escalade.store.rows import EscalationRow
+
+Overrides = Mapping[str, Sequence[Override]]
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def priority_style(policy: Policy, priority: str | None) -> str:
+    p = next((x for x in policy.priorities if x.id == priority), None)
+    return p.notify.value if p else "queue"
+
+
+def team_messages(
+    policy: Policy,
+    team_id: str,
+    style: str,
+    at: datetime,
+    overrides: Overrides | None,
+    *,
+    template: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> list[Message]:
+    """How a team is told, following the priority's style and the team's own contacts:
+    a page goes to its on-call schedule (or PagerDuty service); a post to its chat
+    channel; otherwise email. A contact the team lacks is never invented."""
+    team = next((t for t in policy.teams if t.id == team_id), None)
+    if team is None:
+        return []
+    c = team.contacts
+    extra = dict(data or {})
+    if c.mention:
+        extra.setdefault("mention", c.mention)
+
+    def msg(channel: str, to: str, via: str) -> Message:
+        return Message(channel, to, Audience.internal.value, template, via=via, data=extra)
+
+    if style == "page":
+        if team.schedule:
+            people = resolve(
+                policy,
+                Recipient(schedule=team.schedule),
+                team=team_id,
+                customer_email=None,
+                at=at,
+                overrides=overrides,
+            )
+            return [msg(Channel.pagerduty.value, to, via) for to, via in people]
+        if c.pagerduty:
+            return [msg(Channel.pagerduty.value, c.pagerduty, f"team:{team_id}")]
+        if c.opsgenie:
+            return [msg(Channel.opsgenie.value, c.opsgenie, f"team:{team_id}")]
+        if c.phone:
+            return [msg(Channel.phone.value, c.phone, f"team:{team_id}")]
+    if style in ("page", "post") and c.chat:
+        return [msg(Channel.chat.value, c.chat, f"team:{team_id}")]
+    if c.email:
+        return [msg(Channel.email.value, c.email, f"team:{team_id}")]
+    if c.chat:
+        return [msg(Channel.chat.value, c.chat, f"team:{team_id}")]
+    return [msg(style_channel(style), f"team:{team_id}", f"team:{team_id}")]
+
+
+_STYLE_OF_CHANNEL = {
+    "pagerduty": "page",
+    "opsgenie": "page",
+    "phone": "page",
+    "sms": "page",
+    "chat": "post",
+}
+
+
+def recipient_messages(
+    policy: Policy,
+    who: Recipient,
+    channel: str,
+    *,
+    audience: str,
+    template: str | None,
+    team: str | None,
+    customer_email: str | None,
+    at: datetime,
+    overrides: Overrides | None,
+    data: dict[str, Any] | None = None,
+) -> list[Message]:
+    """Messages to one policy recipient on a channel. A team is reached through its own
+    contact for that channel, or else the way its contacts allow (never an invented
+    address)."""
+    if who.team:
+        target = next((t for t in policy.teams if t.id == who.team), None)
+        address = getattr(target.contacts, channel, None) if target else None
+        if address:
+            return [
+                Message(
+                    channel,
+                    address,
+                    audience,
+                    template,
+                    via=f"team:{who.team}",
+                    data=dict(data or {}),
+                )
+            ]
+        return [
+            Message(m.channel, m.to, audience, template, via=m.via, data={**m.data, **(data or {})})
+            for m in team_messages(
+                policy, who.team, _STYLE_OF_CHANNEL.get(channel, "queue"), at, overrides
+            )
+        ]
+    if who.owner and team:
+        return recipient_messages(
+            policy,
+            Recipient(team=team),
+            channel,
+            audience=audience,
+            template=template,
+            team=team,
+            customer_email=customer_email,
+            at=at,
+            overrides=overrides,
+            data=data,
+        )
+    return [
+        Message(channel, to, audience, template, via=via, data=dict(data or {}))
+        for to, via in resolve(
+            policy, who, team=team, customer_email=customer_email, at=at, overrides=overrides
+        )
+    ]
+
+
+def manager_messages(policy: Policy, team_id: str | None, why: str) -> list[Message]:
+    """The owning team's manager, else its leads; nobody invented."""
+    targets = [t for t in manager_of(policy, team_id) if t[1] != "no manager in policy"]
+    if not targets and team_id:
+        team = next((t for t in policy.teams if t.id == team_id), None)
+        targets = [(lead, f"lead of {team_id}") for lead in (team.leads() if team else [])]
+    return [
+        Message(Channel.email.value, to, Audience.internal.value, None, via=via, data={"why": why})
+        for to, via in targets
+    ]
+
+
+def _rule_applies(rule: NotificationRule, decision: Decision) -> bool:
+    if rule.priorities and decision.priority not in rule.priorities:
+        return False
+    if rule.teams and decision.team not in rule.teams:
+        return False
+    when = rule.when
+    if when is not None:
+        if when.category and decision.category not in when.category:
+            return False
+        if when.priority and decision.priority not in when.priority:
+            return False
+    return True
+
+
+def created_messages(
+    policy: Policy,
+    decision: Decision,
+    customer_email: str | None,
+    at: datetime,
+    overrides: Overrides | None,
+) -> list[Message]:
+    """Who hears of a new escalation: the policy's notification rules; the owning and
+    engaged teams not covered by a rule (by the priority's style); people a rule or
+    trigger asked to inform; and the customer's acknowledgement."""
+    messages: list[Message] = []
+    covered: set[str] = set()
+    customer_ruled = any(
+        r.audience is Audience.customer or r.to.customer for r in policy.notifications
+    )
+    for rule in policy.notifications:
+        if not _rule_applies(rule, decision):
+            continue
+        if rule.address:
+            targets = [(rule.address, f"notification rule {rule.id}")]
+        else:
+            targets = resolve(
+                policy,
+                rule.to,
+                team=decision.team,
+                customer_email=customer_email,
+                at=at,
+                overrides=overrides,
+            )
+        data = {"mention": rule.mention} if rule.mention else {}
+        for to, via in targets:
+            messages.append(
+                Message(
+                    rule.channel.value, to, rule.audience.value, rule.template, via=via, data=data
+                )
+            )
+        if rule.audience is not Audience.customer and not rule.to.customer:
+            covered.update(rule.teams or [decision.team])
+    style = priority_style(policy, decision.priority)
+    for team in [decision.team, *decision.also]:
+        if team and team not in covered:
+            messages.extend(team_messages(policy, team, style, at, overrides))
+    role_ids = {r.id for r in policy.roles}
+    team_ids = {t.id for t in policy.teams}
+    for who_id in decision.notify:
+        kind = "role" if who_id in role_ids else "team" if who_id in team_ids else "person"
+        for to, via in resolve(
+            policy,
+            Recipient.model_validate({kind: who_id}),
+            team=decision.team,
+            customer_email=None,
+            at=at,
+            overrides=overrides,
+        ):
+            messages.append(Message("email", to, Audience.stakeholder.value, None, via=via))
+    if customer_email and not customer_ruled:
+        # no rule speaks to customers: acknowledge with the first customer template
+        tpl = next(
+            (
+                t
+                for t in policy.templates
+                if t.audience is Audience.customer
+                and (not t.priorities or decision.priority in t.priorities)
+            ),
+            None,
+        )
+        if tpl is not None:
+            channel = tpl.channel.value if tpl.channel else Channel.email.value
+            messages.append(
+                Message(channel, customer_email, Audience.customer.value, tpl.id, via="customer")
+            )
+    return messages
+
+
+def template_context(esc: EscalationRow) -> dict[str, Any]:
+    """What message templates see: ``escalation`` (and its parts at the top level)."""
+    d = esc.snapshot.get("decision", {})
+    pkg = esc.package
+    escalation = {
+        "ref": esc.ref,
+        "subject": esc.subject,
+        "description": pkg.get("description", ""),
+        "team": esc.team,
+        "level": esc.level,
+        "priority": esc.priority,
+        "category": esc.category,
+        "state": esc.state,
+        "owner": esc.owner,
+        "customer": esc.customer,
+        "impact": pkg.get("impact", {}),
+        "fields": pkg.get("fields", {}),
+        "ticket": {"id": esc.ref, **pkg.get("ticket", {})},
+        "channel": pkg.get("channel"),
+        "amount": pkg.get("amount"),
+        "reasons": d.get("reasons", []),
+        "response_target": d.get("response_target"),
+        "tags": d.get("tags", []),
+        "handling": d.get("handling", []),
+        "missing": d.get("missing", []),
+        "created_at": _iso(esc.created_at),
+    }
+    return {
+        "ref": esc.ref,
+        "escalation": escalation,
+        "customer": esc.customer,
+        "package": pkg,
+        "decision": d,
+        "ticket": escalation["ticket"],
+        "impact": escalation["impact"],
+        "fields": escalation["fields"],
+    }

@@ -19,10 +19,13 @@ from escalade.clock import SystemClock
 from escalade.durations import DurationError, parse_duration
 from escalade.engine import Engine, EngineConfig, load_handlers
 from escalade.engine.registry import HandlerSpecError
+from escalade.engine.timers import TimerHandler
+from escalade.escalation.service import EscalationService
+from escalade.escalation.wiring import LoggingChannel, escalation_handlers
 from escalade.store import StoreError
 from escalade.store.migrate import head_revision
 
-DEFAULT_HANDLERS = "escalade.engine.registry:default_handlers"
+DEFAULT_HANDLERS = "escalade"
 
 
 def _duration(text: str, option: str) -> timedelta:
@@ -36,7 +39,9 @@ def _duration(text: str, option: str) -> timedelta:
 def worker(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
     handlers: str = typer.Option(
-        DEFAULT_HANDLERS, "--handlers", help="Timer handlers to run, as MODULE:NAME"
+        DEFAULT_HANDLERS,
+        "--handlers",
+        help="Timer handlers: 'escalade' (SLA clocks, ladders, reminders) or MODULE:NAME",
     ),
     batch: int = typer.Option(256, "--batch", min=1, help="Most rows claimed per step pass"),
     lease: str = typer.Option("30s", "--lease", help="How long a claim is held, e.g. 30s"),
@@ -53,11 +58,14 @@ def worker(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        handler_set = load_handlers(handlers)
-    except HandlerSpecError as exc:
-        typer.echo(f"error: --handlers: {exc}", err=True)
-        raise typer.Exit(1) from None
+    builtin = handlers == DEFAULT_HANDLERS
+    handler_set: dict[str, TimerHandler] = {}
+    if not builtin:
+        try:
+            handler_set = load_handlers(handlers)
+        except HandlerSpecError as exc:
+            typer.echo(f"error: --handlers: {exc}", err=True)
+            raise typer.Exit(1) from None
     config = EngineConfig(
         batch_size=batch,
         lease=_duration(lease, "--lease"),
@@ -76,8 +84,17 @@ def worker(
             err=True,
         )
         raise typer.Exit(1)
-    # Real channels (email, chat, …) arrive later; until then messages wait in the outbox.
-    engine = Engine(store, SystemClock(), handler_set, config=config, worker=name)
+    clock = SystemClock()
+    channels = None
+    if builtin:
+        # The escalation engine: timers of every escalation in the database, each run
+        # against the policy version that escalation started with.
+        service = EscalationService(store, clock)
+        handler_set = escalation_handlers(service)
+        # Real channels (email, chat, …) arrive with the notification issue; until then
+        # messages are logged and recorded on the timeline.
+        channels = LoggingChannel(service)
+    engine = Engine(store, clock, handler_set, channels=channels, config=config, worker=name)
     if not handler_set:
         typer.echo("warning: no timer handlers registered; nothing will fire", err=True)
     typer.echo(

@@ -1,6 +1,7 @@
 """Drive the escalation service and the engine as ``simulate`` does, for the integration
 tests: a virtual clock, the real store, every timer fired at its own due time, messages
-captured by ``RecordingChannel`` (which writes ``notification.sent`` to the timeline)."""
+captured by ``RecordingChannel``; ``notification.sent`` is written to the timeline as
+each message is marked delivered."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from escalade.clock import VirtualClock
 from escalade.engine import Engine, EngineConfig
 from escalade.escalation.lifecycle import Action
 from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import RecordingChannel, escalation_handlers
+from escalade.escalation.wiring import RecordingChannel, escalation_engine
 from escalade.policy.models import Policy
 from escalade.policy.validate import policy_from_text
 from escalade.routing.models import EscalationInput
@@ -38,13 +39,7 @@ class Harness:
     def __post_init__(self) -> None:
         self.service = EscalationService(self.store, self.clock)
         self.channel = RecordingChannel(self.service)
-        self.engine = Engine(
-            self.store,
-            self.clock,
-            escalation_handlers(self.service),
-            channels=self.channel,
-            config=self.config,
-        )
+        self.engine = escalation_engine(self.service, self.channel, config=self.config)
 
     @classmethod
     def start(cls, store: Store, at: datetime, **kw: Any) -> Harness:

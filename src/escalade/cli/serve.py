@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 
 from escalade.clock import SystemClock
-from escalade.engine.runner import Engine
 from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import LoggingChannel, escalation_handlers
+from escalade.escalation.wiring import LoggingChannel, escalation_engine
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
 from escalade.settings import Settings
@@ -61,11 +60,7 @@ def serve_command(
     clock = SystemClock()
     service = EscalationService(store, clock)
     service.apply_policy(active, router=router, by="serve")
-    engine = (
-        Engine(store, clock, escalation_handlers(service), channels=LoggingChannel(service))
-        if with_engine
-        else None
-    )
+    engine = escalation_engine(service, LoggingChannel(service)) if with_engine else None
     try:
         app = create_app(
             settings, active, settings.policy_path, clock, service=service, engine=engine

@@ -21,7 +21,7 @@ from escalade.engine import Engine, EngineConfig, load_handlers
 from escalade.engine.registry import HandlerSpecError
 from escalade.engine.timers import TimerHandler
 from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import LoggingChannel, escalation_handlers
+from escalade.escalation.wiring import LoggingChannel, escalation_engine, escalation_handlers
 from escalade.store import StoreError
 from escalade.store.migrate import head_revision
 
@@ -85,16 +85,16 @@ def worker(
         )
         raise typer.Exit(1)
     clock = SystemClock()
-    channels = None
     if builtin:
         # The escalation engine: timers of every escalation in the database, each run
-        # against the policy version that escalation started with.
+        # against the policy version that escalation started with. Real channels (email,
+        # chat, …) arrive with the notification issue; until then messages are logged and
+        # recorded on the timeline.
         service = EscalationService(store, clock)
         handler_set = escalation_handlers(service)
-        # Real channels (email, chat, …) arrive with the notification issue; until then
-        # messages are logged and recorded on the timeline.
-        channels = LoggingChannel(service)
-    engine = Engine(store, clock, handler_set, channels=channels, config=config, worker=name)
+        engine = escalation_engine(service, LoggingChannel(service), config=config, worker=name)
+    else:
+        engine = Engine(store, clock, handler_set, config=config, worker=name)
     if not handler_set:
         typer.echo("warning: no timer handlers registered; nothing will fire", err=True)
     typer.echo(

@@ -12,13 +12,13 @@ after the lease; channels pass ``message.key`` on so receivers can drop the dupl
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from escalade.engine.config import EngineConfig
 from escalade.engine.timers import backoff
-from escalade.store import OutboxMessage, Store
+from escalade.store import OutboxMessage, Store, UnitOfWork
 
 log = logging.getLogger("escalade.engine.outbox")
 
@@ -40,6 +40,11 @@ class CapturingChannel:
         self.messages.append(message)
 
 
+SentHook = Callable[[UnitOfWork, OutboxMessage, datetime], None]
+"""Called for each delivered message inside the unit of work that marks it sent (the
+escalation service records ``notification.sent`` on the timeline here)."""
+
+
 class NoChannel(LookupError):
     pass
 
@@ -55,8 +60,10 @@ class OutboxStep:
         *,
         worker: str,
         config: EngineConfig | None = None,
+        on_sent: SentHook | None = None,
     ) -> None:
         self.channels = channels
+        self.on_sent = on_sent
         self.worker = worker
         self.config = config or EngineConfig()
 
@@ -89,6 +96,11 @@ class OutboxStep:
                 sent.append(message.id)
         with store.unit_of_work() as uow:
             uow.outbox.mark_sent(sent, at=now)
+            if self.on_sent is not None:
+                # recorded in the same transaction that marks the message sent
+                by_id = {m.id: m for m in claimed}
+                for message_id in sent:
+                    self.on_sent(uow, by_id[message_id], now)
             for message, error in failed:
                 give_up = message.attempts >= cfg.max_attempts
                 uow.outbox.fail(

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from escalade.clock import Clock
 from escalade.engine.config import EngineConfig
-from escalade.engine.outbox import Channel, OutboxStep
+from escalade.engine.outbox import Channel, OutboxStep, SentHook
 from escalade.engine.timers import TimerHandler, TimerStep
 from escalade.store import Store
 
@@ -52,6 +52,7 @@ class Engine:
         handlers: Mapping[str, TimerHandler] | None = None,
         *,
         channels: Channel | Mapping[str, Channel] | None = None,
+        on_sent: SentHook | None = None,
         steps: Sequence[Step] | None = None,
         config: EngineConfig | None = None,
         worker: str | None = None,
@@ -66,7 +67,9 @@ class Engine:
         if steps is None:
             built: list[Step] = [TimerStep(self.handlers, worker=self.worker, config=self.config)]
             if channels is not None:
-                built.append(OutboxStep(channels, worker=self.worker, config=self.config))
+                built.append(
+                    OutboxStep(channels, worker=self.worker, config=self.config, on_sent=on_sent)
+                )
             steps = built
         self.steps: list[Step] = list(steps)
         self._wake = threading.Event()

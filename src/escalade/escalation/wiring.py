@@ -4,10 +4,15 @@ timeline record of each message the outbox delivers."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import datetime
 
-from escalade.engine.outbox import CapturingChannel
+from escalade.engine.config import EngineConfig
+from escalade.engine.outbox import CapturingChannel, Channel, SentHook
+from escalade.engine.runner import Engine
 from escalade.engine.timers import TimerHandler
 from escalade.escalation.service import EscalationService
+from escalade.store.db import UnitOfWork
 from escalade.store.rows import OutboxMessage
 
 log = logging.getLogger("escalade.notify")
@@ -16,33 +21,54 @@ TIMER_KINDS = ("sla.warning", "sla.breach", "ladder.step", "followup", "update.d
 
 
 class RecordingChannel(CapturingChannel):
-    """Captures every message (simulate, tests, and the default until real channels exist)
-    and records ``notification.sent`` on the escalation's timeline."""
+    """Captures every message instead of sending it (simulate and tests; and, until real
+    channels exist, serve and worker through ``LoggingChannel``)."""
 
-    def __init__(self, service: EscalationService) -> None:
+    def __init__(self, service: EscalationService | None = None) -> None:
         super().__init__()
         self.service = service
 
-    def send(self, message: OutboxMessage) -> None:
-        super().send(message)
-        at = self.service.clock.now()
-        extra = {
-            k: v
-            for k, v in message.payload.items()
-            if k in ("via", "mention", "step", "ladder", "note", "late") and v is not None
-        }
-        with self.service.store.unit_of_work() as uow:
-            self.service.record_sent(
-                uow,
-                message.escalation_id,
-                channel=message.channel,
-                to=message.recipient,
-                audience=message.audience,
-                template=message.template,
-                at=at,
-                extra=extra,
-            )
-            uow.commit()
+
+_SENT_KEYS = ("via", "mention", "step", "ladder", "note", "late", "cause", "why")
+
+
+def sent_hook(service: EscalationService) -> SentHook:
+    """Records ``notification.sent`` on the escalation's timeline in the same transaction
+    that marks the message delivered, so a crash never records it twice or not at all."""
+
+    def record(uow: UnitOfWork, message: OutboxMessage, at: datetime) -> None:
+        extra = {k: v for k, v in message.payload.items() if k in _SENT_KEYS and v is not None}
+        service.record_sent(
+            uow,
+            message.escalation_id,
+            channel=message.channel,
+            to=message.recipient,
+            audience=message.audience,
+            template=message.template,
+            at=at,
+            extra=extra,
+        )
+
+    return record
+
+
+def escalation_engine(
+    service: EscalationService,
+    channels: Channel | Mapping[str, Channel],
+    config: EngineConfig | None = None,
+    worker: str | None = None,
+) -> Engine:
+    """The engine of ``serve``, ``worker``, ``simulate`` and the tests: escalation timers,
+    then outbox delivery with its timeline record."""
+    return Engine(
+        service.store,
+        service.clock,
+        escalation_handlers(service),
+        channels=channels,
+        on_sent=sent_hook(service),
+        config=config,
+        worker=worker,
+    )
 
 
 class LoggingChannel(RecordingChannel):

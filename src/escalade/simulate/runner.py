@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from escalade.clock import VirtualClock
-from escalade.engine.runner import Engine
 from escalade.escalation.lifecycle import Action
 from escalade.escalation.service import ActionRefused, EscalationService, NotFound
 from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
-from escalade.escalation.wiring import TIMER_KINDS, RecordingChannel
+from escalade.escalation.wiring import RecordingChannel, escalation_engine
 from escalade.oncall.schedule import Override as OncallOverride
 from escalade.policy.loader import Problem
 from escalade.policy.models import Policy
@@ -57,13 +56,7 @@ def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> li
     clock = VirtualClock(scenario.start)
     service = EscalationService(store, clock)
     service.apply_policy(policy, router=router, by="simulate")
-    channel = RecordingChannel(service)
-    engine = Engine(
-        store,
-        clock,
-        {kind: service.handle_timer for kind in TIMER_KINDS},
-        channels=channel,
-    )
+    engine = escalation_engine(service, RecordingChannel(service))
 
     def advance_to(t: datetime) -> None:
         while True:

@@ -1,6 +1,6 @@
 """The triage model: training, safe saving and loading, prediction with explanations.
 
-A model is a scikit-learn pipeline: word (1-2 gram) and character (2-5 gram, within word
+A model is a scikit-learn pipeline: word (1-2 gram) and character (3-4 gram, within word
 boundaries) TF-IDF of the subject and description, beside the signals routing reads
 (VADER dissatisfaction score, customer tier, monthly value, users affected, amount), into
 a linear SVM whose scores are calibrated into probabilities (sigmoid, cross-validated).
@@ -131,7 +131,7 @@ def build_pipeline(labels: Sequence[str], seed: int = 0) -> Pipeline:
                 "char",
                 TfidfVectorizer(
                     analyzer="char_wb",
-                    ngram_range=(2, 5),
+                    ngram_range=(3, 4),
                     sublinear_tf=True,
                     min_df=2,
                     strip_accents="unicode",

@@ -15,11 +15,10 @@ from escalade.durations import format_duration
 from escalade.escalation.lifecycle import EscalateCause, State
 from escalade.escalation.messages import manager_messages, priority_style
 from escalade.escalation.notify import CUSTOMER_SILENCE, Message, resolve, style_channel
-from escalade.escalation.snapshot import followup_timer, update_timers
+from escalade.escalation.snapshot import followup_timer, snapshot_ladder, update_timers
 from escalade.policy.models import (
     Audience,
     Condition,
-    Ladder,
     Outcome,
     Policy,
     Recipient,
@@ -259,7 +258,9 @@ def ladder_step(
     timer: TimerRow,
     at: datetime,
 ) -> None:
-    ladder = Ladder.model_validate(esc.snapshot["ladder"])
+    ladder = snapshot_ladder(esc.snapshot)
+    if ladder is None:
+        return
     index = timer.payload["step"]
     step = ladder.steps[index]
     if stops(service, w, esc, [str(u) for u in step.unless]):

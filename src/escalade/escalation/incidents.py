@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from escalade.escalation.service import EscalationService
 
 SYSTEM = "escalade"
+OPEN = ["open", "acknowledged", "investigating"]
 
 
 def related_threshold(
@@ -32,16 +33,11 @@ def related_threshold(
         if th.related == "category" and esc.category is None:
             continue
         incident_key = f"{trig.id}:{related_key(th.related, esc)}"
-        parent = next(
-            (
-                e
-                for e in w.escalations.find(
-                    states=["open", "acknowledged", "investigating"], limit=200
-                )
-                if e.package.get("fields", {}).get("incident") == incident_key
-            ),
-            None,
-        )
+        parent_id = w.alert_keys.get(f"incident:{incident_key}")
+        parent = w.escalations.get(parent_id) if parent_id is not None else None
+        if parent is not None and parent.state not in OPEN:
+            w.alert_keys.release(f"incident:{incident_key}")  # that incident is over
+            parent = None
         if parent is not None:
             recent = [esc]  # the incident is open already: a new related one joins it
         else:
@@ -49,11 +45,13 @@ def related_threshold(
             earlier = [
                 e
                 for e in w.escalations.find(
-                    states=["open", "acknowledged", "investigating"], limit=1000
+                    states=OPEN,
+                    category=esc.category if th.related == "category" else None,
+                    created_since=since,
+                    top_level=True,
+                    limit=1000,
                 )
-                if e.created_at >= since
-                and e.parent_id is None
-                and e.id != esc.id
+                if e.id != esc.id
                 and related_key(th.related, e) == related_key(th.related, esc)
                 and not e.package.get("fields", {}).get("incident")
             ]
@@ -84,6 +82,7 @@ def related_threshold(
                     f"escalations within {format_duration(th.window)}"
                 ],
             )
+            w.alert_keys.bind(f"incident:{incident_key}", parent.id, at=now)
         for e in recent:
             if e.parent_id is None and e.id != parent.id:
                 w.escalations.update(

@@ -7,8 +7,10 @@ policy version cannot change the ladder, targets or calendar of an escalation in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from escalade.policy.models import Calendar, Ladder, Policy
@@ -87,7 +89,23 @@ def build_snapshot(
 
 
 def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
-    return BusinessCalendar(Calendar.model_validate(snapshot["calendar"]))
+    return _calendar(json.dumps(snapshot["calendar"], sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _calendar(raw: str) -> BusinessCalendar:
+    # few distinct calendars, many escalations: build each (and its holiday cache) once
+    return BusinessCalendar(Calendar.model_validate_json(raw))
+
+
+def snapshot_ladder(snapshot: dict[str, Any]) -> Ladder | None:
+    raw = snapshot.get("ladder")
+    return _ladder(json.dumps(raw, sort_keys=True)) if raw else None
+
+
+@lru_cache(maxsize=256)
+def _ladder(raw: str) -> Ladder:
+    return Ladder.model_validate_json(raw)
 
 
 def sla_timers(
@@ -132,10 +150,9 @@ def ladder_timers(
     snapshot: dict[str, Any], esc_id: int, started: datetime, generation: int = 0
 ) -> list[PlannedTimer]:
     """One timer per ladder step (wall-clock time after the start), for each repeat."""
-    raw = snapshot.get("ladder")
-    if not raw:
+    ladder = snapshot_ladder(snapshot)
+    if ladder is None:
         return []
-    ladder = Ladder.model_validate(raw)
     steps = ladder.steps
     last = steps[-1].after
     spacing = (steps[1].after - steps[0].after) if len(steps) > 1 else last

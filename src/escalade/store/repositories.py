@@ -223,17 +223,27 @@ class EscalationRepository(_Repository):
         states: Iterable[str] | None = None,
         team: str | None = None,
         parent_id: int | None = None,
+        category: str | None = None,
+        created_since: datetime | None = None,
+        top_level: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> list[EscalationRow]:
-        """Newest first, filtered."""
-        q = select(t.escalations).order_by(t.escalations.c.id.desc()).limit(limit).offset(offset)
+        """Newest first, filtered (``top_level``: not linked to a parent incident)."""
+        c = t.escalations.c
+        q = select(t.escalations).order_by(c.id.desc()).limit(limit).offset(offset)
         if states is not None:
-            q = q.where(t.escalations.c.state.in_(list(states)))
+            q = q.where(c.state.in_(list(states)))
         if team is not None:
-            q = q.where(t.escalations.c.team == team)
+            q = q.where(c.team == team)
         if parent_id is not None:
-            q = q.where(t.escalations.c.parent_id == parent_id)
+            q = q.where(c.parent_id == parent_id)
+        if category is not None:
+            q = q.where(c.category == category)
+        if created_since is not None:
+            q = q.where(c.created_at >= created_since)
+        if top_level:
+            q = q.where(c.parent_id.is_(None))
         return [_escalation(r) for r in self._conn.execute(q)]
 
     def count_by_state(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from escalade.policy.models import WEEKDAYS, Calendar, TimeRange
 from escalade.sla.calendar import BusinessCalendar
+from soak import scaled
 
 ZONES = [
     "America/New_York",
@@ -41,7 +42,7 @@ ZONES = [
 assert len(ZONES) >= 20
 
 MINUTE = timedelta(minutes=1)
-SETTINGS = settings(max_examples=150, deadline=None)
+SETTINGS = settings(max_examples=scaled(150), deadline=None)
 
 
 @cache
@@ -187,7 +188,7 @@ def _wall_oracle_open(
     return False
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(st.data(), st.sampled_from(ZONES))
 def test_is_open_matches_the_local_wall_clock(data: st.DataObject, zone: str) -> None:
     weekly = data.draw(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from escalade.oncall import Override, next_handoff, on_call
 from escalade.policy.models import Rotation, Schedule
+from soak import scaled
 
 NY = ZoneInfo("America/New_York")
 H = timedelta(hours=1)
@@ -148,7 +149,7 @@ ZONES = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=scaled(150), deadline=None)
 @given(
     st.sampled_from(ZONES),
     st.sampled_from(["daily", "weekly", "custom"]),

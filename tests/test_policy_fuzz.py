@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from escalade.cli.main import app
 from escalade.policy.loader import PolicyFileError, document_from_text
 from escalade.policy.validate import check_document
+from soak import scaled
 
 CORPUS = Path(__file__).parent / "policy_corpus"
 VALID_TEXT = (CORPUS / "valid" / "full.yaml").read_text("utf-8")
@@ -27,7 +28,7 @@ VALID_DATA = yaml.safe_load(VALID_TEXT)
 LINE = re.compile(r"^.+:\d+:\d+: .+$")
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=scaled(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -224,7 +225,7 @@ def test_mutated_values(data: Any, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- library level
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(200), deadline=None)
 @given(text=st.one_of(line_mutations(), YAMLISH))
 def test_library_never_raises_anything_else(text: str) -> None:
     """The library API gives problems (or PolicyFileError), never another exception."""

@@ -22,6 +22,7 @@ from escalade.sla import (
     deadlines,
     sla_targets,
 )
+from soak import scaled
 
 NY = ZoneInfo("America/New_York")
 M, H = timedelta(minutes=1), timedelta(hours=1)
@@ -356,7 +357,7 @@ def test_clock_transitions_are_checked() -> None:
     assert clock.status == "pending"  # states are values: nothing changed in place
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(
     st.lists(st.integers(0, 3 * 24 * 60), min_size=0, max_size=6),
     st.integers(1, 40 * 60),

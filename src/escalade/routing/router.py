@@ -370,8 +370,8 @@ class Router:
             if level_team:
                 st.team = level_team
                 st.reasons.append(
-                    f"category '{cat.id}' starts at level '{cat.level}', worked by team "
-                    f"'{level_team}'"
+                    f"category '{cat.id}' has no owner: its level '{cat.level}' is worked by "
+                    f"team '{level_team}'"
                 )
                 return
         label = self._guess("team", inp, st, preds)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
-from escalade.policy import policy_from_text
+from escalade.policy import Policy, policy_from_text
 from escalade.routing import EscalationInput, RoutingInputError, route
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -199,3 +200,75 @@ def test_unknown_category_or_priority_is_an_input_error() -> None:
         decide(subject="x", category="nope")
     with pytest.raises(RoutingInputError, match="priority: 'P9' is not a priority"):
         decide(subject="x", priority="P9")
+
+
+class FixedModel:
+    """An in-memory triage model: always the same distribution over its labels."""
+
+    name = "intents.model"
+
+    def __init__(self, dist: dict[str, float]):
+        self.dist = dist
+
+    def predict(self, inp: EscalationInput):  # type: ignore[no-untyped-def]
+        from escalade.triage.model import Prediction
+
+        ranked = sorted(self.dist.items(), key=lambda kv: -kv[1])
+        return Prediction(
+            label=ranked[0][0],
+            probability=ranked[0][1],
+            runner_up=ranked[1][0],
+            runner_up_probability=ranked[1][1],
+            top_words=["charged"],
+            probabilities=dict(self.dist),
+        )
+
+    def predict_many(self, inputs):  # type: ignore[no-untyped-def]
+        return [self.predict(i) for i in inputs]
+
+
+def unchecked(text: str) -> Policy:
+    """A policy whose model file does not exist (the model here lives in memory)."""
+    return Policy.model_validate(yaml.safe_load(text))
+
+
+LEARNED = unchecked(
+    """
+id: learned
+teams: [{id: frontline}, {id: billing}, {id: engineering}]
+routing:
+  triage_queue: frontline
+  triage:
+    - field: team
+      model: intents.model
+      min_confidence: 0.5
+      label_map: {refund: billing, double_charge: billing, fee: billing, crash: engineering}
+"""
+)
+
+
+def test_model_labels_mapped_to_one_team_add_up() -> None:
+    # no single intent reaches 0.5, but the billing intents together do
+    model = FixedModel({"crash": 0.34, "refund": 0.30, "double_charge": 0.24, "fee": 0.12})
+    d = route(LEARNED, EscalationInput(subject="money gone"), NOW, {"team": model})
+    assert d.team == "billing" and not d.needs_triage
+    guess = d.triage[0]
+    assert (guess.label, guess.probability) == ("billing", 0.66)
+    assert (guess.runner_up, guess.runner_up_probability) == ("engineering", 0.34)
+    assert any("probability 0.66 (sum of 3 model labels)" in r for r in d.reasons)
+
+
+def test_model_below_confidence_goes_to_a_person() -> None:
+    model = FixedModel({"crash": 0.45, "refund": 0.40, "fee": 0.15})
+    unmapped = unchecked(
+        """
+id: learned2
+teams: [{id: frontline}, {id: crash}, {id: refund}, {id: fee}]
+routing:
+  triage_queue: frontline
+  triage: [{field: team, model: intents.model, min_confidence: 0.5}]
+"""
+    )
+    d = route(unmapped, EscalationInput(subject="hmm"), NOW, {"team": model})
+    assert d.needs_triage and d.team == "frontline"
+    assert "below the minimum confidence 0.50" in " ".join(d.reasons)

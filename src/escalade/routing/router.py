@@ -472,34 +472,29 @@ class Router:
         if spec is None or clf is None:
             return None
         pred = preds.get(field_name) or clf.predict(inp)
-        label = spec.label_map.get(pred.label, pred.label)
-        runner = spec.label_map.get(pred.runner_up, pred.runner_up) if pred.runner_up else None
-        accepted = pred.probability >= spec.min_confidence
+        label, probability, runner, runner_p, summed = _mapped(pred, spec.label_map)
+        accepted = probability >= spec.min_confidence
         st.guesses.append(
             TriageGuess(
                 field=field_name,
                 model=clf.name,
                 label=label,
-                probability=round(pred.probability, 4),
+                probability=round(probability, 4),
                 runner_up=runner,
-                runner_up_probability=(
-                    round(pred.runner_up_probability, 4)
-                    if pred.runner_up_probability is not None
-                    else None
-                ),
+                runner_up_probability=round(runner_p, 4) if runner_p is not None else None,
                 top_words=list(pred.top_words),
                 accepted=accepted,
             )
         )
         words = ", ".join(f"'{w}'" for w in pred.top_words[:5]) or "none"
         runner_text = (
-            f"; runner-up '{runner}' {pred.runner_up_probability:.2f}"
-            if runner is not None and pred.runner_up_probability is not None
+            f"; runner-up '{runner}' {runner_p:.2f}"
+            if runner is not None and runner_p is not None
             else ""
         )
         base = (
             f"triage model '{clf.name}' says {field_name} '{label}' with probability "
-            f"{pred.probability:.2f}{runner_text}; words that weighed most: {words}"
+            f"{probability:.2f}{summed}{runner_text}; words that weighed most: {words}"
         )
         if not accepted:
             st.needs_triage = True
@@ -612,6 +607,30 @@ class Router:
         for key, want in c.fields.items():
             parts.append(f"{key} = {want}")
         return "; ".join(parts)
+
+
+def _mapped(
+    pred: PredictionLike, label_map: Mapping[str, str]
+) -> tuple[str, float, str | None, float | None, str]:
+    """The model's answer in the policy's ids. When several model labels map to one id
+    (a model trained on intents, a policy routing to teams), their probabilities add up."""
+    dist = getattr(pred, "probabilities", None)
+    if label_map and dist:
+        sums: dict[str, float] = {}
+        parts: dict[str, list[str]] = {}
+        for raw, p in dist.items():
+            key = label_map.get(raw, raw)
+            sums[key] = sums.get(key, 0.0) + p
+            parts.setdefault(key, []).append(raw)
+        ranked = sorted(sums.items(), key=lambda kv: -kv[1])
+        best, best_p = ranked[0]
+        runner = ranked[1] if len(ranked) > 1 else (None, None)
+        many = len(parts[best]) > 1
+        summed = f" (sum of {len(parts[best])} model labels)" if many else ""
+        return best, best_p, runner[0], runner[1], summed
+    label = label_map.get(pred.label, pred.label)
+    runner_label = label_map.get(pred.runner_up, pred.runner_up) if pred.runner_up else None
+    return label, pred.probability, runner_label, pred.runner_up_probability, ""
 
 
 def route(

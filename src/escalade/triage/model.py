@@ -95,6 +95,7 @@ class Prediction:
     runner_up: str | None
     runner_up_probability: float | None
     top_words: list[str]  # the words/ngrams that weighed most for the label
+    probabilities: dict[str, float] | None = None  # every label's probability
 
 
 # --------------------------------------------------------------------------- features
@@ -232,6 +233,7 @@ class TriageClassifier:
                     runner_up=self.labels[second] if second is not None else None,
                     runner_up_probability=(float(proba[i, second]) if second is not None else None),
                     top_words=_top_words(parts, i, best),
+                    probabilities=dict(zip(self.labels, proba[i].tolist(), strict=True)),
                 )
             )
         return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
+from functools import cached_property
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -920,32 +921,57 @@ class Policy(Model):
     metrics: list[MetricTarget] = Field(default_factory=list)
     alerts: AlertIntake = Field(default_factory=AlertIntake)
 
-    # ---- lookups (the validator guarantees references resolve)
+    # ---- lookups (the validator guarantees references resolve); indexed once per policy
+
+    @cached_property
+    def _index(self) -> dict[str, dict[str, Any]]:
+        return {
+            "levels": {x.id: x for x in self.levels},
+            "teams": {x.id: x for x in self.teams},
+            "priorities": {x.id: x for x in self.priorities},
+            "categories": {x.id: x for x in self.categories},
+            "calendars": {x.id: x for x in self.calendars},
+            "ladders": {x.id: x for x in self.ladders},
+            "level_rank": {x.id: i for i, x in enumerate(self.levels)},
+            "priority_rank": {x.id: i for i, x in enumerate(self.priorities)},
+        }
+
+    def _get(self, kind: str, key: str) -> Any:
+        try:
+            return self._index[kind][key]
+        except KeyError:
+            raise KeyError(f"no {kind} '{key}' in policy '{self.id}'") from None
 
     def level_rank(self, level_id: str) -> int:
-        return [lv.id for lv in self.levels].index(level_id)
+        try:
+            return int(self._index["level_rank"][level_id])
+        except KeyError:
+            raise ValueError(f"'{level_id}' is not a level of policy '{self.id}'") from None
 
     def priority_rank(self, priority_id: str) -> int:
         """0 is the most urgent."""
-        return [p.id for p in self.priorities].index(priority_id)
+        try:
+            return int(self._index["priority_rank"][priority_id])
+        except KeyError:
+            raise ValueError(f"'{priority_id}' is not a priority of policy '{self.id}'") from None
 
     def get_level(self, level_id: str) -> Level:
-        return next(lv for lv in self.levels if lv.id == level_id)
+        return self._get("levels", level_id)
 
     def get_team(self, team_id: str) -> Team:
-        return next(t for t in self.teams if t.id == team_id)
+        return self._get("teams", team_id)
 
     def get_priority(self, priority_id: str) -> Priority:
-        return next(p for p in self.priorities if p.id == priority_id)
+        return self._get("priorities", priority_id)
 
     def get_category(self, category_id: str) -> Category:
-        return next(c for c in self.categories if c.id == category_id)
+        return self._get("categories", category_id)
 
     def get_calendar(self, calendar_id: str) -> Calendar:
-        return next(c for c in self.calendars if c.id == calendar_id)
+        return self._get("calendars", calendar_id)
 
     def get_ladder(self, ladder_id: str) -> Ladder:
-        return next(lad for lad in self.ladders if lad.id == ladder_id)
+        return self._get("ladders", ladder_id)
 
     def find_priority(self, name: str) -> Priority | None:
         """A priority by id, name or alias, ignoring case."""

@@ -8,6 +8,7 @@ required information, and the ordered reasons.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,8 +61,9 @@ class EscalationInput(BaseModel):
             raise ValueError("must not be blank; leave it out to let routing decide")
         return value
 
-    @property
+    @cached_property
     def text(self) -> str:
+        """Subject and description: what phrase rules and models read."""
         return f"{self.subject}\n{self.description}".strip()
 
     def has_field(self, name: str) -> bool:

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from escalade.durations import format_duration
 from escalade.policy.models import (
     Category,
+    Channel,
     Condition,
     Outcome,
     Policy,
@@ -99,6 +100,7 @@ class Router:
         self.classifiers = dict(classifiers or {})
         self._triage: dict[str, TriageModel] = {t.field: t for t in policy.routing.triage}
         self._team_ids = {t.id for t in policy.teams}
+        self._response_cache: dict[tuple[Any, ...], str | None] = {}
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
         conditions = [r.when for r in policy.routing.rules] + [
@@ -147,7 +149,8 @@ class Router:
                 "several teams at once)"
             )
         priority = st.priority
-        return Decision(
+        # built from values this module made and checked: no second validation pass
+        return Decision.model_construct(
             category=cat.id if cat else None,
             team=st.team or "",
             level=st.level,
@@ -447,18 +450,33 @@ class Router:
 
     def _response_target(self, inp: EscalationInput, st: _State) -> str | None:
         """First-response target (category SLA > team×priority row > priority > level)."""
+        key = (
+            st.category.id if st.category else None,
+            st.team if st.team in self._team_ids else None,
+            st.priority.id if st.priority else None,
+            inp.channel,
+            st.level,
+        )
+        if key not in self._response_cache:
+            self._response_cache[key] = self._compute_response_target(*key)
+        return self._response_cache[key]
+
+    def _compute_response_target(
+        self,
+        category: str | None,
+        team: str | None,
+        priority: str | None,
+        channel: Channel | None,
+        level_id: str | None,
+    ) -> str | None:
         targets = sla_targets(
-            self.policy,
-            category_id=st.category.id if st.category else None,
-            team_id=st.team if st.team in self._team_ids else None,
-            priority_id=st.priority.id if st.priority else None,
-            channel=inp.channel,
+            self.policy, category_id=category, team_id=team, priority_id=priority, channel=channel
         )
         response = targets.get(ClockName.response)
-        if response is None and st.level:
-            level = self.policy.get_level(st.level)
-            if inp.channel is not None and inp.channel in level.response_by_channel:
-                return format_duration(level.response_by_channel[inp.channel])
+        if response is None and level_id:
+            level = self.policy.get_level(level_id)
+            if channel is not None and channel in level.response_by_channel:
+                return format_duration(level.response_by_channel[channel])
             return format_duration(level.response) if level.response is not None else None
         return format_duration(response.target) if response is not None else None
 
@@ -475,7 +493,7 @@ class Router:
         label, probability, runner, runner_p, summed = _mapped(pred, spec.label_map)
         accepted = probability >= spec.min_confidence
         st.guesses.append(
-            TriageGuess(
+            TriageGuess.model_construct(
                 field=field_name,
                 model=clf.name,
                 label=label,

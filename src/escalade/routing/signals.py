@@ -169,7 +169,7 @@ def read_signals(inp: EscalationInput, routing: Routing, *, with_sentiment: bool
         and inp.customer.monthly_value is not None
         and inp.customer.monthly_value > routing.vip_monthly_value
     )
-    return Signals(
+    return Signals.model_construct(
         sentiment=score,
         dissatisfied=(score < routing.dissatisfaction_below) if score is not None else None,
         legal_language=bool(legal),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -121,6 +122,11 @@ def manager_of(policy: Policy, team: str | None) -> list[tuple[str, str]]:
     return [(h, f"role:{t.manager}") for h in holders] or [(f"role:{t.manager}", "unstaffed")]
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
 def render(policy: Policy, template_id: str | None, context: dict[str, Any]) -> tuple[str, str]:
     """Subject and body of a template, or ``("", "")`` when there is none."""
     if template_id is None:
@@ -129,8 +135,8 @@ def render(policy: Policy, template_id: str | None, context: dict[str, Any]) -> 
     if tpl is None:
         return "", ""
     try:
-        subject = _ENV.from_string(tpl.subject or "").render(**context)
-        body = _ENV.from_string(tpl.body).render(**context)
+        subject = _compiled(tpl.subject or "").render(**context)
+        body = _compiled(tpl.body).render(**context)
     except jinja2.TemplateError as exc:  # validated at policy check; runtime data may still fail
         return f"[template {template_id} failed: {exc}]", ""
     return subject, body

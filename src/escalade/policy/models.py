@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (

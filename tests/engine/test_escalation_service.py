@@ -171,11 +171,19 @@ def test_reassign_to_a_team_or_a_person_records_the_handoff(h: Harness) -> None:
     h.act("E1", "reassign", by="lena", to="engineering", reason="it is a bug")
     h.act("E1", "reassign", by="omar", to="omar")
     assert (h.get("E1").team, h.get("E1").owner) == ("engineering", "omar")
+    assert h.get("E1").level == "L3"  # the team's level comes with a hand-off across tiers
     handoffs = [(e.actor, e.data, e.reason) for e in h.timeline("E1", "escalation.reassigned")]
     assert handoffs == [
         (
             "lena",
-            {"from": "frontline", "to": "engineering", "by": "lena", "handoff": True},
+            {
+                "from": "frontline",
+                "to": "engineering",
+                "by": "lena",
+                "handoff": True,
+                "from_level": "L1",
+                "to_level": "L3",
+            },
             "it is a bug",
         ),
         ("omar", {"from": "engineering", "to": "omar", "by": "omar", "handoff": True}, None),

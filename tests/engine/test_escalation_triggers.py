@@ -278,7 +278,7 @@ def test_no_customer_reply_holds_customer_messages_and_never_in_chat_moves_to_em
     # never_in_chat: the chat message goes by email; the customer still hears
     assert h.sent("L1", "internal") == [(T0, "email", "team:legal")]
     assert h.sent("L1", "customer") == [(T0, "email", "mike@example.com")]
-    moved = only(h.timeline("L1", "notification.held"))
+    moved = only(h.timeline("L1", "notification.rerouted"))
     assert (moved.data["channel"], moved.data["rule"]) == ("chat", "legal-never-in-chat")
 
     # no handling: chat to the team, and the customer hears

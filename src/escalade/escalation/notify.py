@@ -55,6 +55,7 @@ class Held:
     message: Message
     rule: str
     reason: str
+    rerouted: bool = False  # sent on another channel instead (e.g. never in chat → email)
 
 
 def style_channel(style: NotifyStyle | str | None) -> str:
@@ -160,7 +161,7 @@ def apply_handling(
                 {Channel.chat} if rule.kind is HandlingKind.never_in_chat else set()
             )
             if m.channel in {c.value for c in forbidden}:
-                held.append(Held(m, rule.id, f"never on {m.channel}: sent by email instead"))
+                held.append(Held(m, rule.id, f"never on {m.channel}: sent by email instead", True))
                 m = Message(
                     Channel.email.value,
                     m.to,

@@ -429,8 +429,12 @@ class EscalationService:
         teams = {t.id for t in policy.teams}
         people = {p.id for p in policy.people}
         if to in teams:
-            esc2 = self._update(w, esc, now, team=to, owner=None)
+            # the team's own level comes with it (a hand-off across tiers moves the level)
+            level = policy.get_team(to).level or esc.level
+            esc2 = self._update(w, esc, now, team=to, owner=None, level=level)
             data = {"from": esc.team, "to": to, "by": by, "handoff": True}
+            if level != esc.level:
+                data.update(from_level=esc.level, to_level=level)
         elif to in people or not people:
             esc2 = self._update(w, esc, now, owner=to)
             data = {"from": esc.owner or esc.team, "to": to, "by": by, "handoff": True}
@@ -660,7 +664,7 @@ class EscalationService:
             self._log(
                 w,
                 esc,
-                "notification.held",
+                "notification.rerouted" if h.rerouted else "notification.held",
                 SYSTEM,
                 now,
                 {

@@ -21,6 +21,22 @@ def open_store(url: str | None) -> Store:
         raise typer.Exit(1) from None
 
 
+def require_current_schema(store: Store) -> None:
+    """Exit with a clear message unless the database is migrated to the newest schema."""
+    try:
+        revision = store.current_revision()
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if revision != head_revision():
+        typer.echo(
+            f"error: {store.describe()} is at schema {revision or 'empty'}, not "
+            f"{head_revision()}: run escalade db upgrade first",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: str = typer.Argument("head", help="Target revision"),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
+from escalade.cli.db import require_current_schema
 from escalade.clock import SystemClock
 from escalade.escalation.service import EscalationService
 from escalade.escalation.wiring import LoggingChannel, escalation_engine
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
 from escalade.settings import Settings
-from escalade.store import Store, StoreError
-from escalade.store.migrate import head_revision
+from escalade.store import Store
 
 
 def serve_command(
@@ -45,18 +45,7 @@ def serve_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     store = Store.from_settings(settings)
-    try:
-        revision = store.current_revision()
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if revision != head_revision():
-        typer.echo(
-            f"error: {store.describe()} is at schema {revision or 'empty'}, not "
-            f"{head_revision()}: run escalade db upgrade first",
-            err=True,
-        )
-        raise typer.Exit(1)
+    require_current_schema(store)
     clock = SystemClock()
     service = EscalationService(store, clock)
     service.apply_policy(active, router=router, by="serve")

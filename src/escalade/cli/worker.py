@@ -14,7 +14,7 @@ from types import FrameType
 
 import typer
 
-from escalade.cli.db import URL_HELP, open_store
+from escalade.cli.db import URL_HELP, open_store, require_current_schema
 from escalade.clock import SystemClock
 from escalade.durations import DurationError, parse_duration
 from escalade.engine import Engine, EngineConfig, load_handlers
@@ -22,8 +22,6 @@ from escalade.engine.registry import HandlerSpecError
 from escalade.engine.timers import TimerHandler
 from escalade.escalation.service import EscalationService
 from escalade.escalation.wiring import LoggingChannel, escalation_engine, escalation_handlers
-from escalade.store import StoreError
-from escalade.store.migrate import head_revision
 
 DEFAULT_HANDLERS = "escalade"
 
@@ -72,18 +70,7 @@ def worker(
         late_tolerance=_duration(late_tolerance, "--late-tolerance"),
     )
     store = open_store(url)
-    try:
-        revision = store.current_revision()
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if revision != head_revision():
-        typer.echo(
-            f"error: {store.describe()} is at schema {revision or 'empty'}, not "
-            f"{head_revision()}: run escalade db upgrade first",
-            err=True,
-        )
-        raise typer.Exit(1)
+    require_current_schema(store)
     clock = SystemClock()
     if builtin:
         # The escalation engine: timers of every escalation in the database, each run

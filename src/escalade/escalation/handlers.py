@@ -349,6 +349,33 @@ def _customer_silenced(policy: Policy, esc: EscalationRow) -> str | None:
     return None
 
 
+def _remind(
+    service: EscalationService,
+    w: UnitOfWork,
+    policy: Policy,
+    esc: EscalationRow,
+    timer: TimerRow,
+    at: datetime,
+    data: dict[str, Any],
+    about_customer: bool,
+) -> None:
+    """A reminder is due, unless it is about talking to a customer that a handling rule
+    keeps silent (then it is recorded as held, with the rule)."""
+    silenced = _customer_silenced(policy, esc) if about_customer else None
+    if silenced:
+        service._log(
+            w,
+            esc,
+            "reminder.held",
+            SYSTEM,
+            at,
+            {**data, "rule": silenced, **_late(timer)},
+            f"handling rule '{silenced}': no communication with the customer",
+        )
+    else:
+        service._log(w, esc, "reminder.due", SYSTEM, at, {**data, **_late(timer)})
+
+
 def followup(
     service: EscalationService,
     w: UnitOfWork,
@@ -371,19 +398,8 @@ def followup(
         overrides=service.overrides,
     )
     data = {"what": f["what"], "to": ", ".join(t for t, _ in targets) or who.label()}
-    silenced = _customer_silenced(policy, esc)
-    if f.get("audience") == Audience.customer.value and silenced:
-        service._log(
-            w,
-            esc,
-            "reminder.held",
-            SYSTEM,
-            at,
-            {**data, "rule": silenced, **_late(timer)},
-            f"handling rule '{silenced}': no communication with the customer",
-        )
-    else:
-        service._log(w, esc, "reminder.due", SYSTEM, at, {**data, **_late(timer)})
+    about_customer = f.get("audience") == Audience.customer.value
+    _remind(service, w, policy, esc, timer, at, data, about_customer)
     generation = timer.payload.get("generation", 0)
     service._schedule(
         w, [followup_timer(esc.snapshot, esc.id, index, at, n + 1, generation)], esc, at
@@ -402,19 +418,7 @@ def update_due(
         return
     audience = timer.payload["audience"]
     data = {"what": f"{audience} update", "to": esc.owner or f"team:{esc.team}"}
-    silenced = _customer_silenced(policy, esc)
-    if audience in ("customer", "external") and silenced:
-        service._log(
-            w,
-            esc,
-            "reminder.held",
-            SYSTEM,
-            at,
-            {**data, "rule": silenced, **_late(timer)},
-            f"handling rule '{silenced}': no communication with the customer",
-        )
-    else:
-        service._log(w, esc, "reminder.due", SYSTEM, at, {**data, **_late(timer)})
+    _remind(service, w, policy, esc, timer, at, data, audience in ("customer", "external"))
     generation = timer.payload.get("generation", 0)
     nxt = update_timers(esc.snapshot, esc.id, at, timer.payload["n"] + 1, generation, audience)
     service._schedule(w, nxt, esc, at)

@@ -62,6 +62,21 @@ class ActionRefused(ValueError):
     """An action refused with the reason (invalid transition, bad target …)."""
 
 
+@dataclass(frozen=True)
+class _Act:
+    """One action on one escalation, as the ``_on_<action>`` methods receive it."""
+
+    w: UnitOfWork
+    policy: Policy
+    esc: EscalationRow
+    state: State  # the state after the action
+    by: str
+    reason: str | None
+    to: str | None
+    text: str | None
+    now: datetime
+
+
 @dataclass
 class ActivePolicy:
     version_id: int
@@ -217,42 +232,22 @@ class EscalationService:
             except TransitionError as exc:
                 raise ActionRefused(str(exc)) from None
             policy = self.pinned(w, esc.policy_version_id)
-            handler: Callable[..., EscalationRow] = getattr(self, f"_on_{action.value}")
-            return handler(
-                w, policy, esc, new_state, by=by, reason=reason, to=to, text=text, now=now
-            )
+            handler: Callable[[_Act], EscalationRow] = getattr(self, f"_on_{action.value}")
+            return handler(_Act(w, policy, esc, new_state, by, reason, to, text, now))
 
     def _update(
         self, w: UnitOfWork, esc: EscalationRow, now: datetime, **changes: Any
     ) -> EscalationRow:
         return w.escalations.update(esc.id, expected_version=esc.version, at=now, **changes)
 
-    def _on_acknowledge(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_acknowledge(self, a: _Act) -> EscalationRow:
+        w, esc, state, by, now = a.w, a.esc, a.state, a.by, a.now
         esc = self._update(w, esc, now, state=state.value, acknowledged_at=now, owner=by)
         self._log(w, esc, "escalation.acknowledged", by, now, {"by": by})
         return esc
 
-    def _on_investigate(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_investigate(self, a: _Act) -> EscalationRow:
+        w, esc, state, by, now = a.w, a.esc, a.state, a.by, a.now
         changes: dict[str, Any] = {"state": state.value}
         if esc.acknowledged_at is None:
             changes["acknowledged_at"] = now
@@ -260,19 +255,8 @@ class EscalationService:
         self._log(w, esc, "escalation.investigating", by, now, {"by": by})
         return esc
 
-    def _on_escalate(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        to: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_escalate(self, a: _Act) -> EscalationRow:
+        w, policy, esc, by, reason, to, now = a.w, a.policy, a.esc, a.by, a.reason, a.to, a.now
         cause = (
             EscalateCause.customer_request
             if reason == "customer_request"
@@ -367,19 +351,8 @@ class EscalationService:
             return rungs.Rung(t.id, t.level or esc.level, None, f"team {t.id}")
         raise ActionRefused(f"'{to}' is neither a level nor a team of the policy")
 
-    def _on_deescalate(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        to: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_deescalate(self, a: _Act) -> EscalationRow:
+        w, policy, esc, by, reason, to, now = a.w, a.policy, a.esc, a.by, a.reason, a.to, a.now
         try:
             rung = rungs.next_down(
                 policy,
@@ -411,19 +384,8 @@ class EscalationService:
         )
         return esc
 
-    def _on_reassign(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        to: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_reassign(self, a: _Act) -> EscalationRow:
+        w, policy, esc, by, reason, to, now = a.w, a.policy, a.esc, a.by, a.reason, a.to, a.now
         if not to:
             raise ActionRefused("reassign needs 'to': a team or a person")
         teams = {t.id for t in policy.teams}
@@ -443,18 +405,8 @@ class EscalationService:
         self._log(w, esc2, "escalation.reassigned", by, now, data, reason)
         return esc2
 
-    def _on_waiting_on_customer(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_waiting_on_customer(self, a: _Act) -> EscalationRow:
+        w, policy, esc, by, reason, now = a.w, a.policy, a.esc, a.by, a.reason, a.now
         if not policy.sla.pause_when_waiting_on_customer:
             self._log(
                 w,
@@ -479,53 +431,21 @@ class EscalationService:
         )
         return esc
 
-    def _on_customer_reply(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        text: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_customer_reply(self, a: _Act) -> EscalationRow:
+        w, esc, by, text, now = a.w, a.esc, a.by, a.text, a.now
         self._log(w, esc, "customer.replied", by, now, {"text": text or ""})
         paused = self._paused_since(w, esc)
         if paused is not None and State(esc.state) not in (State.resolved, State.closed):
             self._resume(w, esc, paused, now)
         return esc
 
-    def _on_comment(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        text: str | None,
-        reason: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_comment(self, a: _Act) -> EscalationRow:
+        w, esc, by, text, reason, now = a.w, a.esc, a.by, a.text, a.reason, a.now
         self._log(w, esc, "escalation.comment", by, now, {"by": by, "text": text or reason or ""})
         return esc
 
-    def _on_resolve(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        text: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_resolve(self, a: _Act) -> EscalationRow:
+        w, esc, state, by, reason, text, now = a.w, a.esc, a.state, a.by, a.reason, a.text, a.now
         esc = self._update(w, esc, now, state=state.value, resolved_at=now)
         w.timers.cancel_for_escalation(esc.id)
         self._log(
@@ -544,18 +464,8 @@ class EscalationService:
             )
         return esc
 
-    def _on_reopen(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_reopen(self, a: _Act) -> EscalationRow:
+        w, esc, state, by, reason, now = a.w, a.esc, a.state, a.by, a.reason, a.now
         esc = self._update(
             w, esc, now, state=state.value, resolved_at=None, closed_at=None, acknowledged_at=None
         )
@@ -571,18 +481,8 @@ class EscalationService:
         self._schedule_followups(w, esc, now, generation)
         return esc
 
-    def _on_close(
-        self,
-        w: UnitOfWork,
-        policy: Policy,
-        esc: EscalationRow,
-        state: State,
-        *,
-        by: str,
-        reason: str | None,
-        now: datetime,
-        **_: Any,
-    ) -> EscalationRow:
+    def _on_close(self, a: _Act) -> EscalationRow:
+        w, esc, state, by, reason, now = a.w, a.esc, a.state, a.by, a.reason, a.now
         esc = self._update(w, esc, now, state=state.value, closed_at=now)
         self._log(w, esc, "escalation.closed", by, now, {"by": by}, reason)
         return esc

@@ -111,8 +111,20 @@ def sla_breach(
         at,
         {"clock": clock, "due": _due(timer), "source": timer.payload.get("source"), **_late(timer)},
     )
+    on_breach(service, w, policy, esc, clock, f"{clock} SLA breached", at)
+
+
+def on_breach(
+    service: EscalationService,
+    w: UnitOfWork,
+    policy: Policy,
+    esc: EscalationRow,
+    clock: str,
+    why: str,
+    at: datetime,
+) -> EscalationRow:
+    """The policy's breach actions (``sla.on_breach``), then triggers ``on: sla_breach``."""
     breached_by = esc.team  # whose clock it was, before an escalation hands it on
-    why = f"{clock} SLA breached"
     for action in esc.snapshot.get("on_breach", []):
         if action == "escalate":
             cause = (
@@ -135,12 +147,67 @@ def sla_breach(
                     {"audience": "internal", "to": f"manager of {breached_by}"},
                     f"team '{breached_by}' has no manager or lead in the policy",
                 )
-            service._send(w, policy, esc, messages, at, f"breach:{clock}:manager")
+            service._send(w, policy, esc, messages, at, f"breach:{clock}:{esc.version}:manager")
         elif action == "raise_priority":
             esc = raise_priority(service, w, policy, esc, at, why)
     for trig in policy.triggers:
         if trig.on == "sla_breach" and holds_in_flight(trig.when, esc):
             esc = apply_trigger(service, w, policy, esc, trig.id, trig.kind, trig.then, at, why)
+    return esc
+
+
+def level_clock(
+    service: EscalationService,
+    w: UnitOfWork,
+    policy: Policy,
+    esc: EscalationRow,
+    timer: TimerRow,
+    at: datetime,
+) -> None:
+    """A level's own clock: its response target after an escalation reached it, or its
+    time box. Nothing happens if the escalation has moved on, or (response) if a person
+    has answered since it arrived."""
+    p = timer.payload
+    if esc.level != p["level"] or State(esc.state) in (State.resolved, State.closed):
+        return
+    since = datetime.fromisoformat(p["since"])
+    if p["clock"] == "response" and responded_since(w, esc, since):
+        return
+    data = {
+        "clock": "level response" if p["clock"] == "response" else "level time box",
+        "level": p["level"],
+        "due": _due(timer),
+        "source": f"level {p['level']} "
+        + ("response" if p["clock"] == "response" else "resolve_within"),
+        **_late(timer),
+    }
+    if p["stage"] == "warn":
+        service._log(w, esc, "sla.warning", SYSTEM, at, data)
+        return
+    service._log(w, esc, "sla.breached", SYSTEM, at, data)
+    if p["clock"] == "timebox":
+        why = f"not resolved within level {p['level']}'s time box"
+        service.escalate(
+            w,
+            policy,
+            esc,
+            cause=EscalateCause.sla_breach,
+            by=SYSTEM,
+            now=at,
+            reason=why,
+            strict=False,
+        )
+    else:
+        on_breach(service, w, policy, esc, "response", f"level {p['level']} did not respond", at)
+
+
+def responded_since(w: UnitOfWork, esc: EscalationRow, since: datetime) -> bool:
+    """Has a person acknowledged, investigated or commented since ``since``?"""
+    people = {"escalation.comment", "escalation.acknowledged", "escalation.investigating"}
+    return any(
+        e.kind in people and e.actor != SYSTEM and e.at >= since
+        for e in w.timeline.for_escalation(esc.id)
+    )
 
 
 def holds_in_flight(when: Condition | None, esc: EscalationRow) -> bool:
@@ -274,6 +341,7 @@ def ladder_step(
     ):
         from_level = esc.level
         esc = service._update(w, esc, at, level=step.level)
+        service.arm_level(w, policy, esc, at, response=False)
         service._log(
             w,
             esc,
@@ -430,4 +498,5 @@ HANDLERS: dict[str, Handler] = {
     "ladder.step": ladder_step,
     "followup": followup,
     "update.due": update_due,
+    "level.clock": level_clock,
 }

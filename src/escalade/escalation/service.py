@@ -37,6 +37,7 @@ from escalade.escalation.snapshot import (
     PlannedTimer,
     followup_timer,
     ladder_timers,
+    level_timers,
     sla_timers,
     snapshot_calendar,
     update_timers,
@@ -48,6 +49,7 @@ from escalade.policy.models import (
 )
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router
+from escalade.sla.calendar import BusinessCalendar
 from escalade.store.db import Store, UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
@@ -203,6 +205,7 @@ class EscalationService:
                 now,
             )
             self._schedule_followups(w, esc, now)
+            self.arm_level(w, active.policy, esc, now, response=False)  # its time box
             related_threshold(self, w, active.policy, esc, now)
             return esc
 
@@ -312,6 +315,8 @@ class EscalationService:
         ):
             to_level = from_level  # escalating never lowers the level
         esc = self._update(w, esc, now, team=rung.team, level=to_level, owner=owner)
+        if to_level != from_level:
+            self.arm_level(w, policy, esc, now, response=True)
         self._log(
             w,
             esc,
@@ -339,6 +344,24 @@ class EscalationService:
             )
             self._send(w, policy, esc, messages, now, f"escalated:{esc.version}")
         return esc
+
+    def arm_level(
+        self, w: UnitOfWork, policy: Policy, esc: EscalationRow, now: datetime, *, response: bool
+    ) -> None:
+        """Start the clocks of the level the escalation is at now: its response target
+        (``response``: after an escalation the new level must answer in time) and its time
+        box. Business time on the level's calendar, else the escalation's."""
+        level = next((lv for lv in policy.levels if lv.id == esc.level), None)
+        if level is None:
+            return
+        calendar = (
+            BusinessCalendar(policy.get_calendar(level.calendar))
+            if level.calendar
+            else snapshot_calendar(esc.snapshot)
+        )
+        warn = float(esc.snapshot.get("warn_at", 0.8))
+        timers = level_timers(level, calendar, esc.id, now, esc.version, warn, response=response)
+        self._schedule(w, timers, esc, now)
 
     def _named_rung(self, policy: Policy, to: str, esc: EscalationRow) -> rungs.Rung:
         lv = next((x for x in policy.levels if x.id == to), None)

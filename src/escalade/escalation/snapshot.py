@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from escalade.policy.models import Calendar, Ladder, Policy
+from escalade.policy.models import Calendar, Ladder, Level, Policy
 from escalade.routing.models import Decision
 from escalade.sla.calendar import BusinessCalendar
 from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
@@ -143,6 +143,48 @@ def sla_timers(
                 )
             )
         out.append(PlannedTimer("sla.breach", due, f"{prefix}:breach", payload))
+    return out
+
+
+def level_timers(
+    level: Level,
+    calendar: BusinessCalendar,
+    esc_id: int,
+    since: datetime,
+    generation: int,
+    warn_fraction: float,
+    *,
+    response: bool,
+) -> list[PlannedTimer]:
+    """Clocks of the level an escalation has just reached: its response target (after an
+    escalation, the new level must answer in time) and its time box (``resolve_within``)."""
+    out: list[PlannedTimer] = []
+    prefix = f"esc:{esc_id}:level:{level.id}:{generation}"
+    base = {"level": level.id, "since": since.isoformat()}
+    if response and level.response is not None and level.response > timedelta(0):
+        due = calendar.add(since, level.response)
+        payload = {**base, "clock": "response", "due": due.isoformat()}
+        warn = calendar.add(since, level.response * warn_fraction)
+        out.append(
+            PlannedTimer(
+                "level.clock", warn, f"{prefix}:response:warn", {**payload, "stage": "warn"}
+            )
+        )
+        out.append(
+            PlannedTimer(
+                "level.clock", due, f"{prefix}:response:breach", {**payload, "stage": "breach"}
+            )
+        )
+    if level.resolve_within is not None:
+        due = calendar.add(since, level.resolve_within)
+        out.append(
+            PlannedTimer(
+                "level.clock",
+                due,
+                f"{prefix}:timebox",
+                {**base, "clock": "timebox", "due": due.isoformat(), "stage": "breach"},
+            )
+        )
     return out
 
 

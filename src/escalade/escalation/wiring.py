@@ -17,7 +17,14 @@ from escalade.store.rows import OutboxMessage
 
 log = logging.getLogger("escalade.notify")
 
-TIMER_KINDS = ("sla.warning", "sla.breach", "ladder.step", "followup", "update.due")
+TIMER_KINDS = (
+    "sla.warning",
+    "sla.breach",
+    "ladder.step",
+    "followup",
+    "update.due",
+    "level.clock",
+)
 
 
 class RecordingChannel(CapturingChannel):

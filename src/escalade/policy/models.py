@@ -266,6 +266,18 @@ class Level(Model):
     response_by_channel: dict[Channel, Duration] = Field(default_factory=dict)
     team: Id | None = Field(None, description="Default team working this level")
     calendar: Id | None = None
+    resolve_within: Duration | None = Field(
+        None,
+        description="Time box: not resolved at this level within this long (business time) "
+        "→ escalate to the next rung (seed 003: 'can't resolve in 30 minutes')",
+    )
+
+    @field_validator("resolve_within")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("resolve_within must be longer than zero")
+        return value
 
 
 # --------------------------------------------------------------------------- schedules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,11 +61,24 @@ def policy_schema() -> None:
 
 
 def main() -> None:
+    """Entry point: a person sees what went wrong in one message, never a traceback
+    (``ESCALADE_DEBUG=1`` shows it, for a bug report)."""
     try:
         app()
     except PolicyInvalid as exc:
         typer.echo(str(exc), err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("ESCALADE_DEBUG"):
+            raise
+        typer.echo(
+            f"escalade: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in Escalade; run again with ESCALADE_DEBUG=1 to see where.",
+            err=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ id: handling
 people: [{id: ana}]
 teams:
   - {id: security, contacts: {chat: "#security"}}
-  - {id: legal, contacts: {chat: "#legal"}}
+  - {id: legal, contacts: {chat: "#legal", email: legal@example.com}}
 priorities: [{id: P1}]
 handling:
   - {id: security-hold-reply, kind: no_customer_reply, description: Do not confirm a breach}
@@ -266,7 +266,7 @@ def test_no_customer_reply_holds_customer_messages_and_never_in_chat_moves_to_em
 
     # no_customer_reply: the team hears, the customer does not
     assert h.sent("S1", "customer") == []
-    assert h.sent("S1", "internal") == [(T0, "chat", "team:security")]
+    assert h.sent("S1", "internal") == [(T0, "chat", "#security")]  # the team's own channel
     held = only(h.timeline("S1", "notification.held"))
     assert (held.data["to"], held.data["audience"], held.data["rule"]) == (
         "mike@example.com",
@@ -275,13 +275,13 @@ def test_no_customer_reply_holds_customer_messages_and_never_in_chat_moves_to_em
     )
     assert held.reason == "Do not confirm a breach"
 
-    # never_in_chat: the chat message goes by email; the customer still hears
-    assert h.sent("L1", "internal") == [(T0, "email", "team:legal")]
+    # never_in_chat: the chat message goes to the team's email; the customer still hears
+    assert h.sent("L1", "internal") == [(T0, "email", "legal@example.com")]
     assert h.sent("L1", "customer") == [(T0, "email", "mike@example.com")]
     moved = only(h.timeline("L1", "notification.rerouted"))
     assert (moved.data["channel"], moved.data["rule"]) == ("chat", "legal-never-in-chat")
 
     # no handling: chat to the team, and the customer hears
-    assert h.sent("G1", "internal") == [(T0, "chat", "team:security")]
+    assert h.sent("G1", "internal") == [(T0, "chat", "#security")]
     assert h.sent("G1", "customer") == [(T0, "email", "mike@example.com")]
     assert h.timeline("G1", "notification.held") == []

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from escalade.durations import format_duration
 from escalade.escalation.lifecycle import EscalateCause, State
-from escalade.escalation.messages import manager_messages, priority_style
+from escalade.escalation.messages import manager_messages, priority_style, recipient_messages
 from escalade.escalation.notify import CUSTOMER_SILENCE, Message, resolve, style_channel
 from escalade.escalation.snapshot import followup_timer, snapshot_ladder, update_timers
 from escalade.policy.models import (
@@ -241,12 +241,15 @@ def apply_trigger(
     then: Outcome,
     at: datetime,
     why: str,
+    *,
+    record: bool = True,
 ) -> EscalationRow:
-    """A trigger that fires on an escalation in flight: record it, then raise its level or
-    priority and inform whom it names."""
-    service._log(
-        w, esc, "trigger.fired", SYSTEM, at, {"trigger": trigger_id, "refs": [esc.ref]}, why
-    )
+    """A trigger that fires on an escalation in flight: record it (unless the caller did),
+    then raise its level or priority and inform whom it names."""
+    if record:
+        service._log(
+            w, esc, "trigger.fired", SYSTEM, at, {"trigger": trigger_id, "refs": [esc.ref]}, why
+        )
     levels = [lv.id for lv in policy.levels]
     target = then.level or then.min_level
     if (
@@ -283,18 +286,22 @@ def apply_trigger(
     if then.notify:
         role_ids = {r.id for r in policy.roles}
         team_ids = {t.id for t in policy.teams}
-        messages = []
+        messages: list[Message] = []
         for who_id in then.notify:
             key = "role" if who_id in role_ids else "team" if who_id in team_ids else "person"
-            for to, via in resolve(
-                policy,
-                Recipient.model_validate({key: who_id}),
-                team=esc.team,
-                customer_email=None,
-                at=at,
-                overrides=service.overrides,
-            ):
-                messages.append(Message("email", to, Audience.stakeholder.value, None, via=via))
+            messages.extend(
+                recipient_messages(
+                    policy,
+                    Recipient.model_validate({key: who_id}),
+                    "email",
+                    audience=Audience.stakeholder.value,
+                    template=None,
+                    team=esc.team,
+                    customer_email=None,
+                    at=at,
+                    overrides=service.overrides,
+                )
+            )
         service._send(w, policy, esc, messages, at, f"trigger:{trigger_id}")
     return esc
 
@@ -368,25 +375,20 @@ def ladder_step(
     }
     messages: list[Message] = []
     for who in step.notify:
-        for to, via in resolve(
-            policy,
-            who,
-            team=esc.team,
-            customer_email=esc.customer.get("email"),
-            at=at,
-            overrides=service.overrides,
-        ):
-            audience = Audience.customer.value if who.customer else Audience.internal.value
-            messages.append(
-                Message(
-                    channel if not who.customer else "email",
-                    to,
-                    audience,
-                    step.template,
-                    via=via,
-                    data=data,
-                )
+        messages.extend(
+            recipient_messages(
+                policy,
+                who,
+                "email" if who.customer else channel,
+                audience=Audience.customer.value if who.customer else Audience.internal.value,
+                template=step.template,
+                team=esc.team,
+                customer_email=esc.customer.get("email"),
+                at=at,
+                overrides=service.overrides,
+                data=data,
             )
+        )
     service._send(w, policy, esc, messages, at, f"ladder:{timer.key}")
 
 

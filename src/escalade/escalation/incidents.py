@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from escalade.durations import format_duration
+from escalade.escalation.handlers import apply_trigger
 from escalade.policy.models import Policy, TriggerKind
 from escalade.routing.models import EscalationInput
 from escalade.store.db import UnitOfWork
@@ -83,6 +84,19 @@ def related_threshold(
                 ],
             )
             w.alert_keys.bind(f"incident:{incident_key}", parent.id, at=now)
+            # the rest of the trigger's outcome: a level, a priority floor, people to tell
+            parent = apply_trigger(
+                service,
+                w,
+                policy,
+                parent,
+                trig.id,
+                trig.kind,
+                trig.then,
+                now,
+                f"threshold trigger '{trig.id}'",
+                record=False,
+            )
         for e in recent:
             if e.parent_id is None and e.id != parent.id:
                 w.escalations.update(

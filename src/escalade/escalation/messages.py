@@ -187,22 +187,31 @@ def created_messages(
     for rule in policy.notifications:
         if not _rule_applies(rule, decision):
             continue
-        if rule.address:
-            targets = [(rule.address, f"notification rule {rule.id}")]
-        else:
-            targets = resolve(
-                policy,
-                rule.to,
-                team=decision.team,
-                customer_email=customer_email,
-                at=at,
-                overrides=overrides,
-            )
         data = {"mention": rule.mention} if rule.mention else {}
-        for to, via in targets:
+        if rule.address:
             messages.append(
                 Message(
-                    rule.channel.value, to, rule.audience.value, rule.template, via=via, data=data
+                    rule.channel.value,
+                    rule.address,
+                    rule.audience.value,
+                    rule.template,
+                    via=f"notification rule {rule.id}",
+                    data=data,
+                )
+            )
+        else:
+            messages.extend(
+                recipient_messages(
+                    policy,
+                    rule.to,
+                    rule.channel.value,
+                    audience=rule.audience.value,
+                    template=rule.template,
+                    team=decision.team,
+                    customer_email=customer_email,
+                    at=at,
+                    overrides=overrides,
+                    data=data,
                 )
             )
         if rule.audience is not Audience.customer and not rule.to.customer:
@@ -215,15 +224,19 @@ def created_messages(
     team_ids = {t.id for t in policy.teams}
     for who_id in decision.notify:
         kind = "role" if who_id in role_ids else "team" if who_id in team_ids else "person"
-        for to, via in resolve(
-            policy,
-            Recipient.model_validate({kind: who_id}),
-            team=decision.team,
-            customer_email=None,
-            at=at,
-            overrides=overrides,
-        ):
-            messages.append(Message("email", to, Audience.stakeholder.value, None, via=via))
+        messages.extend(
+            recipient_messages(
+                policy,
+                Recipient.model_validate({kind: who_id}),
+                Channel.email.value,
+                audience=Audience.stakeholder.value,
+                template=None,
+                team=decision.team,
+                customer_email=None,
+                at=at,
+                overrides=overrides,
+            )
+        )
     if customer_email and not customer_ruled:
         # no rule speaks to customers: acknowledge with the first customer template
         tpl = next(

@@ -115,6 +115,8 @@ def _schedule(
 
 def manager_of(policy: Policy, team: str | None) -> list[tuple[str, str]]:
     t = next((x for x in policy.teams if x.id == team), None) if team else None
+    if t is not None and t.manager is None and t.leads():
+        return [(lead, f"lead of {team}") for lead in t.leads()]  # no manager: its leads
     if t is None or t.manager is None:
         return [(f"manager:{team}", "no manager in policy")] if team else []
     if t.manager in {p.id for p in policy.people}:
@@ -161,10 +163,16 @@ def apply_handling(
                 {Channel.chat} if rule.kind is HandlingKind.never_in_chat else set()
             )
             if m.channel in {c.value for c in forbidden}:
+                email = _email_for(policy, m)
+                if email is None:
+                    reason = f"never on {m.channel}, and no email address for it"
+                    held.append(Held(m, rule.id, reason))
+                    blocked = True
+                    break
                 held.append(Held(m, rule.id, f"never on {m.channel}: sent by email instead", True))
                 m = Message(
                     Channel.email.value,
-                    m.to,
+                    email,
                     m.audience,
                     m.template,
                     m.subject,
@@ -175,3 +183,15 @@ def apply_handling(
         if not blocked:
             out.append(m)
     return out, held
+
+
+def _email_for(policy: Policy, m: Message) -> str | None:
+    """Where a message moved off a forbidden channel goes by email: the team's email when
+    it was for a team, the address or person itself otherwise; None for a bare chat room."""
+    if m.via and m.via.startswith("team:"):
+        team = next((t for t in policy.teams if t.id == m.via[5:]), None)
+        if team is not None and team.contacts.email:
+            return team.contacts.email
+    if m.to.startswith(("#", "@")):
+        return None
+    return m.to

@@ -488,7 +488,15 @@ class EscalationService:
         return esc
 
     def _on_reopen(self, a: _Act) -> EscalationRow:
-        w, esc, state, by, reason, now = a.w, a.esc, a.state, a.by, a.reason, a.now
+        w, policy, esc, state, by, reason, now = (
+            a.w,
+            a.policy,
+            a.esc,
+            a.state,
+            a.by,
+            a.reason,
+            a.now,
+        )
         esc = self._update(
             w, esc, now, state=state.value, resolved_at=None, closed_at=None, acknowledged_at=None
         )
@@ -502,6 +510,7 @@ class EscalationService:
         ]
         self._schedule(w, timers, esc, now)
         self._schedule_followups(w, esc, now, generation)
+        self.arm_level(w, policy, esc, now, response=False)
         return esc
 
     def _on_close(self, a: _Act) -> EscalationRow:

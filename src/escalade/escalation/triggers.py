@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from escalade.durations import format_duration
+from escalade.escalation.handlers import apply_trigger
 from escalade.escalation.lifecycle import Action, State
 from escalade.escalation.service import SYSTEM, EscalationService
 from escalade.policy.models import Channel, Policy, Threshold, Trigger, TriggerKind
@@ -215,6 +216,18 @@ def record_activity(
                 extra_reasons=[f"threshold trigger '{trig.id}' fired for {actor}: {why}"],
             )
             w.alert_keys.bind(key, esc.id, at=now)
+            esc = apply_trigger(
+                service,
+                w,
+                policy,
+                esc,
+                trig.id,
+                trig.kind,
+                trig.then,
+                now,
+                f"threshold trigger '{trig.id}'",
+                record=False,
+            )
             w.alert_keys.bind(open_key, esc.id, at=now)
             service._log(
                 w,

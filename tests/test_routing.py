@@ -272,3 +272,26 @@ routing:
     d = route(unmapped, EscalationInput(subject="hmm"), NOW, {"team": model})
     assert d.needs_triage and d.team == "frontline"
     assert "below the minimum confidence 0.50" in " ".join(d.reasons)
+
+
+def test_a_level_floor_never_puts_an_escalation_below_its_team() -> None:
+    # the legal trigger's floor is L4; engineering's L3 is lower, so L4 stands …
+    d = decide(subject="Stored XSS, my lawyer says", category="security_vulnerability")
+    assert d.level == "L4"
+    floor_below = Policy.model_validate(
+        {
+            **POLICY.model_dump(by_alias=True, exclude_none=True),
+            "triggers": [
+                {
+                    "id": "low-floor",
+                    "kind": "management",
+                    "when": {"legal_language": True},
+                    "then": {"min_level": "L2"},
+                }
+            ],
+        }
+    )
+    # … but a floor of L2 must not pull an engineering (L3) escalation down to L2
+    d = route(floor_below, EscalationInput(subject="Stored XSS, my lawyer says"), NOW)
+    assert (d.team, d.level) == ("engineering", "L3")
+    assert any("above the floor 'L2'" in r for r in d.reasons)

@@ -81,6 +81,7 @@ class _State:
     guesses: list[TriageGuess] = field(default_factory=list)
     needs_triage: bool = False
     authority: list[str] = field(default_factory=list)
+    level_is_floor: bool = False
 
     def add_handling(self, ids: Sequence[str]) -> None:
         for h in ids:
@@ -328,6 +329,7 @@ class Router:
             current = st.level or (st.category.level if st.category else None)
             if current is None or p.level_rank(out.min_level) > p.level_rank(current):
                 st.level = out.min_level
+                st.level_is_floor = current is None  # the team may work higher still
                 changes.append(f"level raised to '{out.min_level}'")
             elif st.level is None:
                 st.level = current
@@ -431,11 +433,21 @@ class Router:
             st.level = cat.level
             span = f" (range {cat.level}–{cat.max_level})" if cat.max_level else ""
             st.reasons.append(f"category '{cat.id}' starts at level '{cat.level}'{span}")
-        if st.level is None and st.team:
-            team = next((t for t in p.teams if t.id == st.team), None)
-            if team and team.level:
-                st.level = team.level
-                st.reasons.append(f"team '{team.id}' works at level '{team.level}'")
+        team = next((t for t in p.teams if t.id == st.team), None) if st.team else None
+        if st.level is None and team and team.level:
+            st.level = team.level
+            st.reasons.append(f"team '{team.id}' works at level '{team.level}'")
+        elif (
+            st.level_is_floor
+            and st.level
+            and team
+            and team.level
+            and p.level_rank(team.level) > p.level_rank(st.level)
+        ):
+            st.reasons.append(
+                f"team '{team.id}' works at level '{team.level}', above the floor '{st.level}'"
+            )
+            st.level = team.level
 
     def _missing(self, inp: EscalationInput, st: _State) -> list[str]:
         if st.category is None:

@@ -295,3 +295,23 @@ def test_a_level_floor_never_puts_an_escalation_below_its_team() -> None:
     d = route(floor_below, EscalationInput(subject="Stored XSS, my lawyer says"), NOW)
     assert (d.team, d.level) == ("engineering", "L3")
     assert any("above the floor 'L2'" in r for r in d.reasons)
+
+
+def test_on_dissatisfaction_trigger_fires_without_a_when() -> None:
+    unhappy = Policy.model_validate(
+        {
+            **POLICY.model_dump(by_alias=True, exclude_none=True),
+            "triggers": [
+                {
+                    "id": "unhappy",
+                    "kind": "automatic",
+                    "on": "dissatisfaction",
+                    "then": {"notify": ["cfo"]},
+                }
+            ],
+        }
+    )
+    d = route(unhappy, EscalationInput(subject="Awful, terrible, I am furious"), NOW)
+    assert d.triggers == ["unhappy"] and d.notify == ["cfo"]
+    calm = route(unhappy, EscalationInput(subject="Thanks, all good"), NOW)
+    assert calm.triggers == []

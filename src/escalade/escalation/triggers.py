@@ -80,11 +80,15 @@ def receive_alert(service: EscalationService, alert: AlertIn) -> EscalationRow |
             )
             w.commit()
             return esc
+        policy = active.policy
+        # the policy's alert trigger (``on: alert``) completes what ``alerts:`` leaves open
+        trig = next((t for t in policy.triggers if t.on == "alert"), None)
         inp = EscalationInput(
             subject=alert.summary or alert.key,
             description=alert.description,
-            category=active.policy.alerts.category,
-            priority=alert_priority(active.policy, alert.severity),
+            category=policy.alerts.category or (trig.then.category if trig else None),
+            priority=alert_priority(policy, alert.severity)
+            or (trig.then.priority if trig else None),
             channel=Channel.alert,
             source=alert.source,
             fields={"alert_key": alert.key},
@@ -108,12 +112,25 @@ def receive_alert(service: EscalationService, alert: AlertIn) -> EscalationRow |
             SYSTEM,
             now,
             {
-                "trigger": next((t.id for t in active.policy.triggers if t.on == "alert"), "alert"),
+                "trigger": trig.id if trig else "alert",
                 "refs": [esc.ref],
                 "key": alert.key,
                 "created": esc.ref,
             },
         )
+        if trig is not None:
+            esc = apply_trigger(
+                service,
+                w,
+                policy,
+                esc,
+                trig.id,
+                trig.kind,
+                trig.then,
+                now,
+                f"monitoring alert '{alert.key}'",
+                record=False,
+            )
         w.commit()
         return esc
 

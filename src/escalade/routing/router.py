@@ -27,6 +27,7 @@ from escalade.policy.models import (
     Policy,
     Priority,
     TriageModel,
+    Trigger,
     TriggerKind,
 )
 from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
@@ -110,13 +111,19 @@ class Router:
         self._needs_sentiment = any(
             c.sentiment is not None or c.dissatisfied is not None for c in conditions
         ) or any(t.on == "dissatisfaction" for t in policy.triggers)
-        self._management = [
-            t
-            for t in policy.triggers
-            if t.when is not None
-            and t.kind in (TriggerKind.management, TriggerKind.automatic)
-            and t.on in (None, "create", "classification", "dissatisfaction")
-        ]
+        # triggers decided at routing, each with the condition that fires it; "on:
+        # dissatisfaction" means the customer's text reads as dissatisfied
+        self._management: list[tuple[Trigger, Condition]] = []
+        for t in policy.triggers:
+            if t.kind not in (TriggerKind.management, TriggerKind.automatic):
+                continue
+            if t.on == "dissatisfaction":
+                base = t.when.model_dump(exclude_unset=True) if t.when else {}
+                self._management.append(
+                    (t, Condition.model_validate({**base, "dissatisfied": True}))
+                )
+            elif t.when is not None and t.on in (None, "create", "classification"):
+                self._management.append((t, t.when))
 
     # ------------------------------------------------------------------ public
 
@@ -304,13 +311,12 @@ class Router:
             if rule.stop:
                 st.reasons.append(f"rule '{rule.id}' stops further rules")
                 break
-        for trig in self._management:
-            assert trig.when is not None
-            if not self._holds(trig.when, inp, signals, st):
+        for trig, when in self._management:
+            if not self._holds(when, inp, signals, st):
                 continue
             st.triggers.append(trig.id)
             changed = self._apply(trig.then, st)
-            why = self._why(trig.when, inp, signals)
+            why = self._why(when, inp, signals)
             st.reasons.append(
                 f"{trig.kind.value} trigger '{trig.id}' fired ({why}): {changed or 'recorded'}"
             )

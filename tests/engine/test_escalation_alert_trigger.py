@@ -38,3 +38,29 @@ def test_alert_trigger_sets_the_category(store: Store) -> None:
     assert (esc.category, esc.team, esc.priority) == ("system_outage", "engineering", "SEV-1")
     fired = h.timeline(esc.ref, "trigger.fired")
     assert fired[0].data["trigger"] == "system-alert"
+
+
+THRESHOLD_TEAM = """
+id: threshold-team
+teams: [{id: support}, {id: trust_safety}]
+priorities: [{id: P1}, {id: P2}]
+categories: [{id: general, owner: support}]
+routing: {default_priority: P2, default_category: general}
+triggers:
+  - id: bulk-removals
+    kind: threshold
+    threshold: {activity: member.removed, more_than: 2, window: 1d}
+    then: {team: trust_safety, min_priority: P1}
+"""
+
+
+def test_threshold_trigger_hands_what_it_opens_to_its_team(store: Store) -> None:
+    from escalade.escalation.triggers import record_activity
+
+    h = Harness.start(store, datetime(2026, 3, 9, 12, tzinfo=UTC))
+    h.apply(policy(THRESHOLD_TEAM))
+    assert record_activity(h.service, actor="u9", action="member.removed", count=2) == []
+    [opened] = record_activity(h.service, actor="u9", action="member.removed")
+    esc = h.get(opened.ref)
+    assert (esc.team, esc.priority) == ("trust_safety", "P1")
+    assert h.timeline(opened.ref, "escalation.reassigned")[0].data["to"] == "trust_safety"

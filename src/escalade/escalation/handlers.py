@@ -250,6 +250,20 @@ def apply_trigger(
         service._log(
             w, esc, "trigger.fired", SYSTEM, at, {"trigger": trigger_id, "refs": [esc.ref]}, why
         )
+    if then.team and then.team != esc.team:
+        # the trigger names the team that takes it over (one team at a time)
+        team_level = policy.get_team(then.team).level or esc.level
+        previous = esc.team
+        esc = service._update(w, esc, at, team=then.team, owner=None, level=team_level)
+        service._log(
+            w,
+            esc,
+            "escalation.reassigned",
+            SYSTEM,
+            at,
+            {"from": previous, "to": then.team, "by": SYSTEM, "handoff": True},
+            f"{kind.value} trigger '{trigger_id}'",
+        )
     levels = [lv.id for lv in policy.levels]
     target = then.level or then.min_level
     if (

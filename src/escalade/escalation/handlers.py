@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from escalade.durations import format_duration
+from escalade.durations import format_duration, parse_duration
 from escalade.escalation.lifecycle import EscalateCause, State
 from escalade.escalation.messages import manager_messages, priority_style, recipient_messages
 from escalade.escalation.notify import CUSTOMER_SILENCE, Message, resolve, style_channel
@@ -199,6 +199,26 @@ def level_clock(
         )
     else:
         on_breach(service, w, policy, esc, "response", f"level {p['level']} did not respond", at)
+
+
+def last_human_action(w: UnitOfWork, esc: EscalationRow) -> datetime | None:
+    """When a person last acted on the escalation (not the engine, not the customer)."""
+    people_kinds = {
+        "escalation.created",
+        "escalation.acknowledged",
+        "escalation.investigating",
+        "escalation.comment",
+        "escalation.escalated",
+        "escalation.deescalated",
+        "escalation.reassigned",
+        "escalation.reopened",
+    }
+    times = [
+        e.at
+        for e in w.timeline.for_escalation(esc.id)
+        if e.kind in people_kinds and (e.actor != SYSTEM or e.kind == "escalation.created")
+    ]
+    return max(times) if times else None
 
 
 def responded_since(w: UnitOfWork, esc: EscalationRow, since: datetime) -> bool:
@@ -472,6 +492,19 @@ def followup(
         return
     index, n = timer.payload["index"], timer.payload["n"]
     f = esc.snapshot["followups"][index]
+    generation = timer.payload.get("generation", 0)
+    if f.get("if_idle"):
+        last = last_human_action(w, esc)
+        every = parse_duration(f["every"])
+        if last is not None and last + every > at:
+            # someone acted since: the quiet period counts again from their action
+            service._schedule(
+                w,
+                [followup_timer(esc.snapshot, esc.id, index, last, n + 1, generation)],
+                esc,
+                at,
+            )
+            return
     who = Recipient.model_validate(f["to"])
     targets = resolve(
         policy,
@@ -484,7 +517,6 @@ def followup(
     data = {"what": f["what"], "to": ", ".join(t for t, _ in targets) or who.label()}
     about_customer = f.get("audience") == Audience.customer.value
     _remind(service, w, policy, esc, timer, at, data, about_customer)
-    generation = timer.payload.get("generation", 0)
     service._schedule(
         w, [followup_timer(esc.snapshot, esc.id, index, at, n + 1, generation)], esc, at
     )

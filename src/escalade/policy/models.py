@@ -664,6 +664,11 @@ class FollowUp(Model):
     to: Recipient
     priorities: list[Id] = Field(default_factory=list, description="Only at these priorities")
     audience: Audience = Audience.internal
+    if_idle: bool = Field(
+        False,
+        description="Only when nobody acted for 'every' (seed 001: 'follow up if no progress "
+        "in 48 hours'); the count restarts with each person's action",
+    )
 
 
 # --------------------------------------------------------------------------- triggers
@@ -872,17 +877,22 @@ class NotificationRule(Model):
 
 
 class MetricTarget(Model):
+    """A metric the organisation tracks, with its target (``below`` / ``above``) when it
+    has one; a metric without either is tracked only (seed 003: root causes)."""
+
     id: Id
     name: str | None = None
     below: float | None = None
     above: float | None = None
-    unit: Literal["ratio", "percent", "seconds", "minutes", "hours", "score"] = "ratio"
+    unit: Literal["ratio", "percent", "seconds", "minutes", "hours", "score", "count"] = "ratio"
     review: str | None = None
 
     @model_validator(mode="after")
-    def _has_bound(self) -> MetricTarget:
-        if self.below is None and self.above is None:
-            raise ValueError("a metric target gives 'below' or 'above'")
+    def _bounds(self) -> MetricTarget:
+        if self.below is not None and self.above is not None and self.above >= self.below:
+            raise ValueError(
+                f"impossible target: above {self.above:g} and below {self.below:g} leave no room"
+            )
         return self
 
 

@@ -365,7 +365,9 @@ def test_clock_transitions_are_checked() -> None:
 def test_a_paused_clock_is_due_when_its_running_time_reaches_the_target(
     changes: list[int], target_minutes: int
 ) -> None:
-    start = ny(2026, 3, 6, 8)  # across a weekend and a DST change
+    # across a weekend and a DST change; offsets are real minutes (UTC arithmetic: adding
+    # to a New York wall time would step back an hour at the spring-forward gap)
+    start = ny(2026, 3, 6, 8).astimezone(UTC)
     target = SlaTarget(target_minutes * M, None, "priority P1", "resolution")
     clock = ClockState(ClockName.resolution, target).start(start)
     for offset in sorted(changes):

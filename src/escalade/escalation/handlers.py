@@ -19,10 +19,9 @@ from escalade.escalation.snapshot import followup_timer, snapshot_ladder, update
 from escalade.policy.models import (
     Audience,
     Condition,
-    Outcome,
     Policy,
     Recipient,
-    TriggerKind,
+    Trigger,
 )
 from escalade.store.db import UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
@@ -152,7 +151,7 @@ def on_breach(
             esc = raise_priority(service, w, policy, esc, at, why)
     for trig in policy.triggers:
         if trig.on == "sla_breach" and holds_in_flight(trig.when, esc):
-            esc = apply_trigger(service, w, policy, esc, trig.id, trig.kind, trig.then, at, why)
+            esc = apply_trigger(service, w, policy, esc, trig, at, why)
     return esc
 
 
@@ -256,9 +255,7 @@ def apply_trigger(
     w: UnitOfWork,
     policy: Policy,
     esc: EscalationRow,
-    trigger_id: str,
-    kind: TriggerKind,
-    then: Outcome,
+    trig: Trigger,
     at: datetime,
     why: str,
     *,
@@ -266,6 +263,7 @@ def apply_trigger(
 ) -> EscalationRow:
     """A trigger that fires on an escalation in flight: record it (unless the caller did),
     then raise its level or priority and inform whom it names."""
+    trigger_id, kind, then = trig.id, trig.kind, trig.then
     if record:
         service._log(
             w, esc, "trigger.fired", SYSTEM, at, {"trigger": trigger_id, "refs": [esc.ref]}, why

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from escalade.durations import format_duration, parse_duration
+from escalade.escalation.handoffs import handoff
 from escalade.escalation.lifecycle import EscalateCause, State
 from escalade.escalation.messages import manager_messages, priority_style, recipient_messages
 from escalade.escalation.notify import CUSTOMER_SILENCE, Message, resolve, style_channel
@@ -38,8 +39,10 @@ Handler = Callable[
 def handle_timer(
     service: EscalationService, uow: UnitOfWork, timer: TimerRow, now: datetime
 ) -> None:
-    """Engine entry point: one due timer of an escalation."""
+    """Engine entry point: one due timer (of an escalation, or an on-call hand-off)."""
     if timer.escalation_id is None:
+        if timer.kind == "oncall.handoff":
+            handoff(service, uow, timer, now)
         return
     esc = uow.escalations.lock(timer.escalation_id)
     if esc is None:

@@ -18,6 +18,7 @@ from escalade.clock import Clock
 from escalade.durations import format_duration
 from escalade.escalation import ladder as rungs
 from escalade.escalation.handlers import handle_timer
+from escalade.escalation.handoffs import schedule_handoffs
 from escalade.escalation.incidents import related_threshold
 from escalade.escalation.lifecycle import (
     Action,
@@ -105,10 +106,10 @@ class EscalationService:
     ) -> int:
         """Store a policy version (deduplicated by content hash) and make it active."""
         content = policy.model_dump_json(by_alias=True)
+        now = self.clock.now()
         with self.store.unit_of_work() as uow:
-            row = uow.policies.add(
-                name=policy.id, content=content, applied_by=by, at=self.clock.now()
-            )
+            row = uow.policies.add(name=policy.id, content=content, applied_by=by, at=now)
+            schedule_handoffs(uow, row.id, policy, now)
             uow.commit()
         self._pinned[row.id] = policy
         self.active = ActivePolicy(row.id, policy, router or Router(policy))

@@ -24,6 +24,7 @@ TIMER_KINDS = (
     "followup",
     "update.due",
     "level.clock",
+    "oncall.handoff",
 )
 
 

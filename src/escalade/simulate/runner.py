@@ -132,7 +132,9 @@ def _output(store: Store, until: datetime) -> Iterator[dict[str, Any]]:
     for e in entries:
         if e.at > until:
             continue
-        out: dict[str, Any] = {"at": _iso(e.at), "type": e.kind, "ref": refs.get(e.escalation_id)}
+        out: dict[str, Any] = {"at": _iso(e.at), "type": e.kind}
+        if e.escalation_id is not None:  # ``ref`` only where it concerns an escalation
+            out["ref"] = refs.get(e.escalation_id)
         out.update(e.data)
         if e.reason and "reason" not in out:
             out["reason"] = e.reason

@@ -271,7 +271,7 @@ class TimelineRepository(_Repository):
 
     def append(
         self,
-        escalation_id: int,
+        escalation_id: int | None,
         *,
         at: datetime,
         actor: str,

@@ -58,7 +58,7 @@ class EscalationRow:
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     id: int
-    escalation_id: int
+    escalation_id: int | None  # None: not about one escalation (an on-call hand-off)
     at: datetime
     actor: str
     kind: str

@@ -77,7 +77,8 @@ timeline = Table(
     "timeline",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=False),
+    # None for what concerns no single escalation (an on-call hand-off)
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=True),
     Column("at", UTCDateTime, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("kind", String(80), nullable=False),

@@ -75,7 +75,7 @@ def upgrade() -> None:
     op.create_table(
         "timeline",
         sa.Column("id", Id),
-        sa.Column("escalation_id", Id, nullable=False),
+        sa.Column("escalation_id", Id, nullable=True),  # None: not about one escalation
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(80), nullable=False),

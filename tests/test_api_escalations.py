@@ -126,3 +126,11 @@ def test_activity_threshold_creates_an_escalation(client: TestClient) -> None:
     assert esc["priority"] == "P1"
     r = client.post("/v1/activity", json={"actor": "u1", "action": "x", "count": 0})
     assert r.status_code == 422
+
+
+def test_escalade_names_are_reserved(client: TestClient) -> None:
+    r = client.post("/v1/escalations", json={"ref": "ESC-2", "subject": "x"})
+    assert r.status_code == 409 and "given by Escalade" in r.json()["detail"]
+    first = client.post("/v1/escalations", json={"subject": "question one"}).json()
+    second = client.post("/v1/escalations", json={"subject": "question two"}).json()
+    assert (first["ref"], second["ref"]) == ("ESC-1", "ESC-2")

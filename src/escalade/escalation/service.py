@@ -8,6 +8,7 @@ outbox and schedule timers, all in the same transaction. The API, the CLI, the e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from escalade.store.db import Store, UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
 SYSTEM = "escalade"
+_OWN_REF = re.compile(r"ESC-\d+")
 
 
 class NotFound(LookupError):
@@ -156,6 +158,11 @@ class EscalationService:
         now = self.clock.now()
         decision = active.router.route(inp, now)
         with self._uow(uow) as w:
+            if ref is not None and _OWN_REF.fullmatch(ref):
+                raise ActionRefused(
+                    f"'{ref}': names of the form ESC-<number> are given by Escalade; "
+                    "choose another ref, or leave it out"
+                )
             if ref is not None and w.escalations.get_by_ref(ref) is not None:
                 raise ActionRefused(f"an escalation named '{ref}' already exists")
             snapshot = _snapshot(active.policy, decision, inp.channel, now)

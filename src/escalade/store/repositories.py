@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, func, or_, select
@@ -182,17 +183,15 @@ class EscalationRepository(_Repository):
         return _escalation(row)
 
     def get(self, escalation_id: int) -> EscalationRow | None:
-        return self._one(select(t.escalations).where(t.escalations.c.id == escalation_id))
+        return self._one(_ESC_BY_ID, {"id": escalation_id})
 
     def get_by_ref(self, ref: str) -> EscalationRow | None:
-        return self._one(select(t.escalations).where(t.escalations.c.ref == ref))
+        return self._one(_ESC_BY_REF, {"ref": ref})
 
     def lock(self, escalation_id: int) -> EscalationRow | None:
         """Read and lock the row until commit (``FOR UPDATE`` on PostgreSQL; on SQLite the
         unit of work already holds the write lock)."""
-        return self._one(
-            select(t.escalations).where(t.escalations.c.id == escalation_id).with_for_update()
-        )
+        return self._one(_ESC_LOCK, {"id": escalation_id})
 
     def update(
         self, escalation_id: int, *, expected_version: int, at: datetime, **changes: Any
@@ -250,8 +249,8 @@ class EscalationRepository(_Repository):
         q = select(t.escalations.c.state, func.count()).group_by(t.escalations.c.state)
         return {state: n for state, n in self._conn.execute(q)}
 
-    def _one(self, q: Select[Any]) -> EscalationRow | None:
-        row = self._conn.execute(q).first()
+    def _one(self, q: Select[Any], params: dict[str, Any] | None = None) -> EscalationRow | None:
+        row = self._conn.execute(q, params or {}).first()
         return _escalation(row) if row else None
 
 
@@ -294,9 +293,9 @@ class TimelineRepository(_Repository):
 
     def for_escalation(self, escalation_id: int) -> list[TimelineEntry]:
         """In the order things were recorded."""
-        q = select(t.timeline).where(t.timeline.c.escalation_id == escalation_id)
         return [
-            TimelineEntry(**r._mapping) for r in self._conn.execute(q.order_by(t.timeline.c.id))
+            TimelineEntry(**r._mapping)
+            for r in self._conn.execute(_TIMELINE_OF, {"escalation_id": escalation_id})
         ]
 
     def after(self, after_id: int = 0, limit: int = 1000) -> list[TimelineEntry]:
@@ -333,20 +332,18 @@ class TimerRepository(_Repository):
     ) -> bool:
         """Add a pending timer; ``False`` if the key was already scheduled."""
         result = self._conn.execute(
-            self._insert(t.timers)
-            .values(
-                escalation_id=escalation_id,
-                kind=kind,
-                due_at=due_at,
-                idempotency_key=key,
-                payload=dict(payload or {}),
-                state=TimerState.pending.value,
-                created_at=created_at,
-                attempts=0,
-                late=False,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(t.timers.c.id)
+            _timer_insert(self._dialect),
+            {
+                "escalation_id": escalation_id,
+                "kind": kind,
+                "due_at": due_at,
+                "idempotency_key": key,
+                "payload": dict(payload or {}),
+                "state": TimerState.pending.value,
+                "created_at": created_at,
+                "attempts": 0,
+                "late": False,
+            },
         )
         return result.first() is not None
 
@@ -421,24 +418,13 @@ class TimerRepository(_Repository):
     def next_due(self, kinds: Iterable[str] | None = None) -> datetime | None:
         """When the earliest pending timer becomes claimable: its due time, or the end of
         its lease if a worker holds it or backs off from it. ``simulate`` jumps to it."""
-        pending = t.timers.c.state == TimerState.pending.value
-        free = select(t.timers.c.due_at).where(pending, t.timers.c.lease_until.is_(None))
-        leased = select(
-            func.min(
-                case(
-                    (t.timers.c.lease_until > t.timers.c.due_at, t.timers.c.lease_until),
-                    else_=t.timers.c.due_at,
-                ),
-                type_=UTCDateTime(),
-            )
-        ).where(pending, t.timers.c.lease_until.is_not(None))
-        if kinds is not None:
-            free = free.where(t.timers.c.kind.in_(list(kinds)))
-            leased = leased.where(t.timers.c.kind.in_(list(kinds)))
-        first: datetime | None = self._conn.execute(
-            free.order_by(t.timers.c.due_at, t.timers.c.id).limit(1)
-        ).scalar()
-        lease_end: datetime | None = self._conn.execute(leased).scalar()
+        if kinds is None:
+            first = self._conn.execute(_TIMER_FIRST_FREE).scalar()
+            lease_end = self._conn.execute(_TIMER_LEASE_END).scalar()
+        else:
+            params = {"kinds": list(kinds)}
+            first = self._conn.execute(_TIMER_FIRST_FREE_KINDS, params).scalar()
+            lease_end = self._conn.execute(_TIMER_LEASE_END_KINDS, params).scalar()
         candidates = [x for x in (first, lease_end) if x is not None]
         return min(candidates) if candidates else None
 
@@ -458,27 +444,15 @@ class TimerRepository(_Repository):
         PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint rows.
         A claim whose lease ran out (the worker crashed) is claimable again.
         """
-        pick = (
-            select(t.timers.c.id)
-            .where(
-                t.timers.c.state == TimerState.pending.value,
-                t.timers.c.kind.in_(list(kinds)),
-                t.timers.c.due_at <= now,
-                or_(t.timers.c.lease_until.is_(None), t.timers.c.lease_until <= now),
-            )
-            .order_by(t.timers.c.due_at, t.timers.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         rows = self._conn.execute(
-            t.timers.update()
-            .where(t.timers.c.id.in_(pick.scalar_subquery()))
-            .values(
-                claimed_by=worker,
-                lease_until=lease_until,
-                attempts=t.timers.c.attempts + 1,
-            )
-            .returning(*t.timers.c)
+            _TIMER_CLAIM,
+            {
+                "kinds": list(kinds),
+                "now": now,
+                "lim": limit,
+                "worker": worker,
+                "lease_until": lease_until,
+            },
         ).all()
         claimed = [_timer(r) for r in rows]
         claimed.sort(key=lambda timer: (timer.due_at, timer.id))
@@ -489,19 +463,8 @@ class TimerRepository(_Repository):
         if not fired:
             return
         self._conn.execute(
-            t.timers.update()
-            .where(
-                t.timers.c.id == bindparam("timer_id"),
-                t.timers.c.state == TimerState.pending.value,
-            )
-            .values(
-                state=TimerState.done.value,
-                fired_at=now,
-                late=bindparam("is_late"),
-                lease_until=None,
-                last_error=None,
-            ),
-            [{"timer_id": timer_id, "is_late": late} for timer_id, late in fired],
+            _TIMER_FINISH,
+            [{"timer_id": timer_id, "is_late": late, "now": now} for timer_id, late in fired],
         )
 
     def fail(self, timer_id: int, *, error: str, retry_at: datetime | None) -> None:
@@ -545,22 +508,20 @@ class OutboxRepository(_Repository):
     ) -> bool:
         """Queue a message; ``False`` if a message with this key was already queued."""
         result = self._conn.execute(
-            self._insert(t.outbox)
-            .values(
-                idempotency_key=key,
-                escalation_id=escalation_id,
-                channel=str(channel),
-                recipient=recipient,
-                audience=str(audience),
-                template=template,
-                payload=dict(payload),
-                state=OutboxState.pending.value,
-                created_at=at,
-                available_at=at,
-                attempts=0,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(t.outbox.c.id)
+            _outbox_insert(self._dialect),
+            {
+                "idempotency_key": key,
+                "escalation_id": escalation_id,
+                "channel": str(channel),
+                "recipient": recipient,
+                "audience": str(audience),
+                "template": template,
+                "payload": dict(payload),
+                "state": OutboxState.pending.value,
+                "created_at": at,
+                "available_at": at,
+                "attempts": 0,
+            },
         )
         return result.first() is not None
 
@@ -637,11 +598,7 @@ class OutboxRepository(_Repository):
 
     def mark_sent(self, ids: Sequence[int], *, at: datetime) -> None:
         if ids:
-            self._conn.execute(
-                t.outbox.update()
-                .where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state == OutboxState.pending.value)
-                .values(state=OutboxState.sent.value, sent_at=at, lease_until=None)
-            )
+            self._conn.execute(_OUTBOX_SENT, {"ids": list(ids), "at": at})
 
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
@@ -768,16 +725,120 @@ class ActionLedger(_Repository):
         """Record many keys at once; returns the ones that were new."""
         if not keys:
             return set()
-        stmt = (
-            self._insert(t.actions_done)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(t.actions_done.c.idempotency_key)
-        )
         rows = self._conn.execute(
-            stmt, [{"idempotency_key": k, "done_at": at, "worker": worker} for k in keys]
+            _ledger_insert(self._dialect),
+            [{"idempotency_key": k, "done_at": at, "worker": worker} for k in keys],
         )
         return set(rows.scalars())
 
     def is_done(self, key: str) -> bool:
         q = select(t.actions_done.c.idempotency_key).where(t.actions_done.c.idempotency_key == key)
         return self._conn.execute(q).first() is not None
+
+
+# --------------------------------------------------------------------------- prepared
+# The engine's hottest statements, built once: constructing a statement costs more than
+# running it on SQLite.
+
+_ESC_BY_ID = select(t.escalations).where(t.escalations.c.id == bindparam("id"))
+_ESC_BY_REF = select(t.escalations).where(t.escalations.c.ref == bindparam("ref"))
+_ESC_LOCK = _ESC_BY_ID.with_for_update()
+
+_PENDING = t.timers.c.state == TimerState.pending.value
+_LEASE_OR_DUE = func.min(
+    case(
+        (t.timers.c.lease_until > t.timers.c.due_at, t.timers.c.lease_until),
+        else_=t.timers.c.due_at,
+    ),
+    type_=UTCDateTime(),
+)
+_FREE = select(t.timers.c.due_at).where(_PENDING, t.timers.c.lease_until.is_(None))
+_TIMER_FIRST_FREE = _FREE.order_by(t.timers.c.due_at, t.timers.c.id).limit(1)
+_TIMER_FIRST_FREE_KINDS = (
+    _FREE.where(t.timers.c.kind.in_(bindparam("kinds", expanding=True)))
+    .order_by(t.timers.c.due_at, t.timers.c.id)
+    .limit(1)
+)
+_TIMER_LEASE_END = select(_LEASE_OR_DUE).where(_PENDING, t.timers.c.lease_until.is_not(None))
+_TIMER_LEASE_END_KINDS = _TIMER_LEASE_END.where(
+    t.timers.c.kind.in_(bindparam("kinds", expanding=True))
+)
+_TIMER_PICK = (
+    select(t.timers.c.id)
+    .where(
+        _PENDING,
+        t.timers.c.kind.in_(bindparam("kinds", expanding=True)),
+        t.timers.c.due_at <= bindparam("now"),
+        or_(t.timers.c.lease_until.is_(None), t.timers.c.lease_until <= bindparam("now")),
+    )
+    .order_by(t.timers.c.due_at, t.timers.c.id)
+    .limit(bindparam("lim"))
+    .with_for_update(skip_locked=True)
+)
+_TIMER_CLAIM = (
+    t.timers.update()
+    .where(t.timers.c.id.in_(_TIMER_PICK.scalar_subquery()))
+    .values(
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease_until"),
+        attempts=t.timers.c.attempts + 1,
+    )
+    .returning(*t.timers.c)
+)
+_TIMER_FINISH = (
+    t.timers.update()
+    .where(t.timers.c.id == bindparam("timer_id"), _PENDING)
+    .values(
+        state=TimerState.done.value,
+        fired_at=bindparam("now"),
+        late=bindparam("is_late"),
+        lease_until=None,
+        last_error=None,
+    )
+)
+_TIMELINE_OF = (
+    select(t.timeline)
+    .where(t.timeline.c.escalation_id == bindparam("escalation_id"))
+    .order_by(t.timeline.c.id)
+)
+
+
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+@cache
+def _timer_insert(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, t.timers)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(t.timers.c.id)
+    )
+
+
+@cache
+def _ledger_insert(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, t.actions_done)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(t.actions_done.c.idempotency_key)
+    )
+
+
+@cache
+def _outbox_insert(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, t.outbox)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(t.outbox.c.id)
+    )
+
+
+_OUTBOX_SENT = (
+    t.outbox.update()
+    .where(
+        t.outbox.c.id.in_(bindparam("ids", expanding=True)),
+        t.outbox.c.state == OutboxState.pending.value,
+    )
+    .values(state=OutboxState.sent.value, sent_at=bindparam("at"), lease_until=None)
+)

@@ -642,19 +642,16 @@ class EscalationService:
         at: datetime,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        """Called by the outbox delivery step once a message has gone out."""
+        """Called by the outbox delivery step once a message has gone out (the outbox row's
+        foreign key guarantees its escalation exists)."""
         if escalation_id is None:
             return
-        esc = uow.escalations.get(escalation_id)
-        if esc is None:
-            return
-        self._log(
-            uow,
-            esc,
-            "notification.sent",
-            SYSTEM,
-            at,
-            {
+        uow.timeline.append(
+            escalation_id,
+            at=at,
+            actor=SYSTEM,
+            kind="notification.sent",
+            data={
                 "channel": channel,
                 "to": to,
                 "audience": audience,

@@ -419,10 +419,12 @@ class TimerRepository(_Repository):
         """When the earliest pending timer becomes claimable: its due time, or the end of
         its lease if a worker holds it or backs off from it. ``simulate`` jumps to it."""
         if kinds is None:
-            row = self._conn.execute(_TIMER_NEXT_DUE).one()
+            first = self._conn.execute(_TIMER_FIRST_FREE).scalar()
+            lease_end = self._conn.execute(_TIMER_LEASE_END).scalar()
         else:
-            row = self._conn.execute(_TIMER_NEXT_DUE_KINDS, {"kinds": list(kinds)}).one()
-        first, lease_end = row
+            params = {"kinds": list(kinds)}
+            first = self._conn.execute(_TIMER_FIRST_FREE_KINDS, params).scalar()
+            lease_end = self._conn.execute(_TIMER_LEASE_END_KINDS, params).scalar()
         candidates = [x for x in (first, lease_end) if x is not None]
         return min(candidates) if candidates else None
 
@@ -839,13 +841,4 @@ _OUTBOX_SENT = (
         t.outbox.c.state == OutboxState.pending.value,
     )
     .values(state=OutboxState.sent.value, sent_at=bindparam("at"), lease_until=None)
-)
-
-
-# the first free timer (by the due-time index) and the earliest lease end, in one round trip
-_TIMER_NEXT_DUE = select(
-    _TIMER_FIRST_FREE.scalar_subquery(), _TIMER_LEASE_END.scalar_subquery()
-)
-_TIMER_NEXT_DUE_KINDS = select(
-    _TIMER_FIRST_FREE_KINDS.scalar_subquery(), _TIMER_LEASE_END_KINDS.scalar_subquery()
 )

@@ -75,3 +75,44 @@ def test_manager_is_the_manager_role_else_the_team_leads() -> None:
     assert manager_of(POLICY, "sales") == [("cy", "role:head")]
     assert manager_of(POLICY, "ops") == [("ana", "lead of ops")]
     assert manager_of(POLICY, "legal") == [("manager:legal", "no manager in policy")]
+
+
+def test_templates_see_the_team_name_and_age() -> None:
+    from datetime import timedelta
+
+    from escalade.escalation.messages import template_context
+    from escalade.escalation.notify import render
+    from escalade.store.rows import EscalationRow
+
+    named = policy_from_text(
+        """
+id: names
+teams: [{id: legal, name: Legal & Compliance}]
+templates: [{id: t, body: "{{ escalation.team_name }} for {{ escalation.age }}"}]
+""",
+        "names.yaml",
+    )
+    esc = EscalationRow(
+        id=1,
+        ref="E1",
+        policy_version_id=1,
+        parent_id=None,
+        subject="s",
+        state="open",
+        category=None,
+        team="legal",
+        level=None,
+        priority=None,
+        owner=None,
+        snapshot={"decision": {}},
+        customer={},
+        package={},
+        created_at=AT,
+        updated_at=AT,
+        acknowledged_at=None,
+        resolved_at=None,
+        closed_at=None,
+        version=1,
+    )
+    context = template_context(esc, named, AT + timedelta(minutes=90))
+    assert render(named, "t", context) == ("", "Legal & Compliance for 1h30m")

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from escalade.durations import format_duration
 from escalade.escalation.notify import Message, manager_of, resolve, style_channel
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Channel, NotificationRule, Policy, Recipient
@@ -256,15 +257,20 @@ def created_messages(
     return messages
 
 
-def template_context(esc: EscalationRow) -> dict[str, Any]:
+def template_context(
+    esc: EscalationRow, policy: Policy | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """What message templates see: ``escalation`` (and its parts at the top level)."""
     d = esc.snapshot.get("decision", {})
     pkg = esc.package
+    team = next((t for t in policy.teams if t.id == esc.team), None) if policy else None
     escalation = {
         "ref": esc.ref,
         "subject": esc.subject,
         "description": pkg.get("description", ""),
         "team": esc.team,
+        "team_name": (team.name or team.id) if team else esc.team,
+        "age": format_duration(now - esc.created_at) if now is not None else "",
         "level": esc.level,
         "priority": esc.priority,
         "category": esc.category,

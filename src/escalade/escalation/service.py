@@ -615,7 +615,7 @@ class EscalationService:
                 },
                 h.reason,
             )
-        context = template_context(esc)
+        context = template_context(esc, policy, now)
         for i, m in enumerate(allowed):
             subject, body = render(policy, m.template, context)
             key = f"esc:{esc.id}:{event}:{i}:{m.channel}:{m.to}"

@@ -35,12 +35,6 @@ app.add_typer(db_app, name="db")
 app.command("worker")(worker)
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Print a message for a person on stderr and exit."""
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
 @policy_app.command("check")
 def policy_check(files: list[Path] = typer.Argument(..., help="Policy files to check")) -> None:
     """Check policy files; list every problem as FILE:LINE:COL: message."""

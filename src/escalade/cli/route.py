@@ -71,21 +71,6 @@ def read_inputs(path: str) -> tuple[bool, list[tuple[str, Any]]]:
     return len(items) == 1 and not isinstance(items[0][1], InputError), items
 
 
-def decide(router: Router, where: str, raw: Any, now: Any) -> Decision:
-    if isinstance(raw, InputError):
-        raise InputError(f"{where}: {raw}")
-    if not isinstance(raw, dict):
-        raise InputError(f"{where}: an escalation input is a JSON object, not {type(raw).__name__}")
-    try:
-        inp = EscalationInput.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(f"{where}: {describe_validation(exc)}") from None
-    try:
-        return router.route(inp, now)
-    except RoutingInputError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
 def _decisions(router: Router, items: list[tuple[str, Any]]) -> Iterator[Decision | InputError]:
     now = SystemClock().now()
     valid: list[tuple[int, EscalationInput]] = []
@@ -94,7 +79,9 @@ def _decisions(router: Router, items: list[tuple[str, Any]]) -> Iterator[Decisio
         if isinstance(raw, InputError):
             results[i] = InputError(f"{where}: {raw}")
         elif not isinstance(raw, dict):
-            results[i] = InputError(f"{where}: an escalation input is a JSON object")
+            results[i] = InputError(
+                f"{where}: an escalation input is a JSON object, not {type(raw).__name__}"
+            )
         else:
             try:
                 valid.append((i, EscalationInput.model_validate(raw)))
@@ -134,12 +121,10 @@ def route_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     if single:
-        where, raw = items[0]
-        try:
-            decision = decide(router, where, raw, SystemClock().now())
-        except InputError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
+        decision = next(_decisions(router, items))
+        if isinstance(decision, InputError):
+            typer.echo(str(decision), err=True)
+            raise typer.Exit(1)
         typer.echo(explain(decision) if explain_flag else decision.model_dump_json())
         return
     failed = 0

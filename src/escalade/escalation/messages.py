@@ -145,11 +145,8 @@ def recipient_messages(
 
 
 def manager_messages(policy: Policy, team_id: str | None, why: str) -> list[Message]:
-    """The owning team's manager, else its leads; nobody invented."""
+    """The owning team's manager, else its leads (``manager_of``); nobody invented."""
     targets = [t for t in manager_of(policy, team_id) if t[1] != "no manager in policy"]
-    if not targets and team_id:
-        team = next((t for t in policy.teams if t.id == team_id), None)
-        targets = [(lead, f"lead of {team_id}") for lead in (team.leads() if team else [])]
     return [
         Message(Channel.email.value, to, Audience.internal.value, None, via=via, data={"why": why})
         for to, via in targets

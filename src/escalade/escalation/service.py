@@ -543,15 +543,15 @@ class EscalationService:
         calendar = snapshot_calendar(esc.snapshot)
         spans: list[tuple[datetime, datetime]] = []
         start = esc.created_at
+        resumes = 0
         for e in w.timeline.for_escalation(esc.id):
             if e.kind == "sla.paused":
                 spans.append((start, e.at))
             elif e.kind == "sla.resumed":
                 start = e.at
+                resumes += 1
         used = sum((calendar.elapsed(a, b) for a, b in spans), timedelta(0))
-        generation = (
-            sum(1 for e in w.timeline.for_escalation(esc.id) if e.kind == "sla.resumed") + 1
-        )
+        generation = resumes + 1
         self._log(
             w,
             esc,

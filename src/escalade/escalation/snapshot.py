@@ -18,14 +18,6 @@ from escalade.routing.models import Decision
 from escalade.sla.calendar import BusinessCalendar
 from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
 
-# Which lifecycle events stop which clock.
-STOPPED_BY: dict[str, tuple[str, ...]] = {
-    ClockName.response: ("acknowledged", "responded", "investigating", "resolved"),
-    ClockName.acknowledgement: ("acknowledged", "investigating", "resolved"),
-    ClockName.investigation: ("investigating", "resolved"),
-    ClockName.resolution: ("resolved",),
-}
-
 
 @dataclass(frozen=True)
 class PlannedTimer:

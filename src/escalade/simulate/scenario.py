@@ -6,7 +6,7 @@ refs are errors, never ignored.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -277,7 +277,3 @@ def load_scenario(path: Path) -> Scenario:
         line = raw[: exc.start].count(b"\n") + 1
         raise ScenarioInvalid([Problem(Position(str(path), line, 1), "not UTF-8 text")]) from None
     return parse_scenario(text, str(path))
-
-
-def offset(value: str, start: datetime) -> timedelta:
-    return _when(value, start) - start

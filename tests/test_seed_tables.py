@@ -533,3 +533,9 @@ def test_004_trust_and_safety_thresholds(activity: str, more_than: int, days: in
     ]
     assert len(th) == 1 and th[0] is not None
     assert (th[0].more_than, th[0].window, th[0].days) == (more_than, minutes("1d"), days)
+
+
+def test_000_platform_wide_wording_is_an_outage_at_sev1() -> None:
+    # the wording of spec/simulate.md's example escalation, without category or priority
+    d = decide(P000, subject="Payments failing for all EU customers")
+    assert (d.category, d.priority, d.team) == ("system_outage", "SEV-1", "engineering")

@@ -1,4 +1,8 @@
-"""Shared fixtures: a migrated ``store`` on SQLite and on PostgreSQL.
+"""Shared fixtures: a migrated ``store`` on SQLite, on PostgreSQL and in memory.
+
+``store`` runs a test on all three (the memory store is ``simulate``'s and must behave as
+the databases do); ``sql_store`` only on the two databases, for tests that need SQL,
+migrations or a second process.
 
 PostgreSQL tests use ``$ESCALADE_TEST_PG_URL`` or postgresql+psycopg://postgres@127.0.0.1:5432/test
 (then user ``root``); each test gets a fresh schema, dropped afterwards. When no server
@@ -17,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from escalade.store import Store
+from escalade.store.memory import MemoryStore
 
 PG_CANDIDATES = (
     [os.environ["ESCALADE_TEST_PG_URL"]]
@@ -81,10 +86,31 @@ def empty_store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def store(empty_store: Store) -> Store:
-    """A migrated, empty store."""
+def sql_store(empty_store: Store) -> Store:
+    """A migrated, empty database (SQLite or PostgreSQL)."""
     empty_store.upgrade()
     return empty_store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "memory"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store]:
+    """A migrated, empty store: SQLite, PostgreSQL or the memory store."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('db') / 'escalade.db'}"])
+    else:
+        urls = _pg_schema_url(request.getfixturevalue("pg_base_url"))
+    for url in urls:
+        db = Store(url)
+        db.upgrade()
+        try:
+            yield db
+        finally:
+            db.dispose()
 
 
 @pytest.fixture

@@ -74,10 +74,12 @@ def test_there_are_enough_scenarios() -> None:
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
-def test_scenario_output_matches_expected(path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_scenario_output_matches_expected(path: Path, store: str) -> None:
+    """On the memory store (the default) and on SQLite through the production SQL."""
     expected_file = path.with_name(path.stem + ".expected.jsonl")
     assert expected_file.exists(), f"{_rel(expected_file)} is missing"
-    result = _simulate(path)
+    result = _simulate(path, "--store", store)
     assert result.exit_code == 0, result.output
     got = _objects(result.stdout)
     want = _objects(expected_file.read_text(encoding="utf-8"))
@@ -88,6 +90,12 @@ def test_scenario_output_matches_expected(path: Path) -> None:
             )
         )
         pytest.fail(f"{_rel(path)}: output differs from {expected_file.name}:\n{diff}")
+
+
+def test_an_unknown_store_is_refused() -> None:
+    result = _simulate(VALID[0], "--store", "redis")
+    assert result.exit_code == 1
+    assert "--store: 'redis' is not one of memory, sqlite" in result.stderr
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)

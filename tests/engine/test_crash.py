@@ -162,17 +162,20 @@ def _crash_run(store: Store, escalations: int, kills: int, seed: int) -> None:
     _assert_exactly_once(store, total)
 
 
-def test_sigkilled_workers_do_every_action_exactly_once(store: Store) -> None:
+def test_sigkilled_workers_do_every_action_exactly_once(sql_store: Store) -> None:
+    store = sql_store  # worker processes reach it by URL
     _crash_run(store, escalations=1000, kills=4, seed=3)
 
 
 @pytest.mark.slow
-def test_sigkilled_workers_many_times(store: Store) -> None:
+def test_sigkilled_workers_many_times(sql_store: Store) -> None:
+    store = sql_store  # worker processes reach it by URL
     _crash_run(store, escalations=5000, kills=12, seed=11)
 
 
 @pytest.mark.postgres
-def test_two_postgresql_workers_share_work_without_doubles(store: Store) -> None:
+def test_two_postgresql_workers_share_work_without_doubles(sql_store: Store) -> None:
+    store = sql_store  # worker processes reach it by URL
     if store.dialect != "postgresql":
         pytest.skip("several workers share work on PostgreSQL only; SQLite runs one")
     total = _seed(store, 1000, timers_each=2)

@@ -62,7 +62,10 @@ class Worker:
         return self.log.read().decode(errors="replace")
 
 
-def test_sigkilled_escalation_workers_notify_every_ladder_step_exactly_once(store: Store) -> None:
+def test_sigkilled_escalation_workers_notify_every_ladder_step_exactly_once(
+    sql_store: Store,
+) -> None:
+    store = sql_store  # worker processes reach it by URL
     service = EscalationService(store, SystemClock())
     service.apply_policy(policy_from_text(POLICY, "crash-ladder.yaml"))
     for i in range(ESCALATIONS):

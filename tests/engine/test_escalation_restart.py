@@ -35,7 +35,8 @@ routing: {default_category: outage, default_priority: SEV-1}
 """
 
 
-def test_every_ladder_step_is_notified_exactly_once_across_a_restart(store: Store) -> None:
+def test_every_ladder_step_is_notified_exactly_once_across_a_restart(sql_store: Store) -> None:
+    store = sql_store  # worker processes reach it by URL
     first = Harness.start(store, T0, config=EngineConfig(batch_size=20))
     version = first.apply(policy(RESTART))
     for i in range(N):

@@ -31,28 +31,28 @@ def test_upgrade_from_empty_creates_every_table(empty_store: Store) -> None:
     assert names >= TABLES
 
 
-def test_upgrade_twice_is_harmless(store: Store) -> None:
-    store.upgrade()
-    assert store.current_revision() == head_revision()
+def test_upgrade_twice_is_harmless(sql_store: Store) -> None:
+    sql_store.upgrade()
+    assert sql_store.current_revision() == head_revision()
 
 
-def test_migrated_schema_matches_the_tables_module(store: Store) -> None:
-    with store.engine.connect() as conn:
+def test_migrated_schema_matches_the_tables_module(sql_store: Store) -> None:
+    with sql_store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
     assert diff == []
 
 
-def test_downgrade_to_base_and_up_again(store: Store) -> None:
-    downgrade(store, "base")
-    with store.engine.connect() as conn:
+def test_downgrade_to_base_and_up_again(sql_store: Store) -> None:
+    downgrade(sql_store, "base")
+    with sql_store.engine.connect() as conn:
         assert not set(inspect(conn).get_table_names()) & TABLES
-    store.upgrade()
-    assert store.current_revision() == head_revision()
+    sql_store.upgrade()
+    assert sql_store.current_revision() == head_revision()
 
 
-def test_timers_claim_index_is_partial(store: Store) -> None:
-    with store.engine.connect() as conn:
+def test_timers_claim_index_is_partial(sql_store: Store) -> None:
+    with sql_store.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             sql = (
                 "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_timers_pending_due' "

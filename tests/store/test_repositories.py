@@ -1,4 +1,4 @@
-"""Repositories on real SQLite and PostgreSQL."""
+"""Repositories on real SQLite and PostgreSQL, and the memory store that must match them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from escalade.store import ConcurrentUpdate, Store
 from escalade.store.repositories import TimelineRepository
+from escalade.store.types import NaiveDatetimeError
 
 T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)
 
@@ -40,7 +41,10 @@ def test_times_come_back_aware_utc(store: Store, policy_version_id: int) -> None
 
 
 def test_naive_times_are_refused(store: Store) -> None:
-    with store.unit_of_work() as uow, pytest.raises(StatementError, match="no time zone"):
+    with (
+        store.unit_of_work() as uow,
+        pytest.raises((StatementError, NaiveDatetimeError), match="no time zone"),
+    ):
         uow.timers.schedule("t", datetime(2026, 1, 1), "naive")
 
 
@@ -111,6 +115,15 @@ def test_find_and_count_escalations(store: Store, policy_version_id: int) -> Non
 def test_timeline_is_append_only(store: Store, policy_version_id: int) -> None:
     assert not [m for m in dir(TimelineRepository) if m.startswith(("update", "delete", "remove"))]
     eid = _escalation(store, policy_version_id)
+    if store.dialect == "memory":
+        with store.unit_of_work() as uow:
+            uow.timeline.append(eid, at=T0, actor="engine", kind="created")
+            uow.commit()
+        with store.unit_of_work() as uow:
+            (entry,) = uow.timeline.for_escalation(eid)
+        with pytest.raises(AttributeError):
+            entry.actor = "mallory"  # type: ignore[misc]
+        return
     with store.unit_of_work() as uow:
         first = uow.timeline.append(eid, at=T0, actor="engine", kind="created", data={"n": 1})
         uow.timeline.append(eid, at=T0, actor="lena", kind="acknowledged", reason="on it")
@@ -199,7 +212,8 @@ def test_outbox_enqueue_is_idempotent(store: Store) -> None:
         assert uow.outbox.next_due() == T0
 
 
-def test_a_reader_does_not_wait_for_a_writer(store: Store) -> None:
+def test_a_reader_does_not_wait_for_a_writer(sql_store: Store) -> None:
+    store = sql_store  # the memory store runs one unit of work at a time
     with store.unit_of_work() as writer:
         writer.timers.schedule("t", T0, "held")  # the writer holds its transaction open
         with store.unit_of_work(readonly=True) as reader:

@@ -10,7 +10,7 @@ import typer
 
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
-from escalade.simulate.runner import run_scenario
+from escalade.simulate.runner import STORES, run_scenario
 from escalade.simulate.scenario import ScenarioInvalid, load_scenario
 
 
@@ -43,10 +43,19 @@ def simulate_command(
     scenario: Path = typer.Argument(..., help="Scenario file (YAML)"),
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Policy (overrides policy:)"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or table"),
+    store: str = typer.Option(
+        "memory",
+        "--store",
+        help="The throw-away database: memory (fast) or sqlite (the production SQL); "
+        "both print the same",
+    ),
 ) -> None:
     """Run a scenario on a virtual clock and print what the engine did."""
     if fmt not in ("jsonl", "table"):
         typer.echo(f"--format: '{fmt}' is not one of jsonl, table", err=True)
+        raise typer.Exit(1)
+    if store not in STORES:
+        typer.echo(f"--store: '{store}' is not one of {', '.join(STORES)}", err=True)
         raise typer.Exit(1)
     try:
         parsed = load_scenario(scenario)
@@ -67,7 +76,7 @@ def simulate_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     try:
-        rows = run_scenario(parsed, active, router)
+        rows = run_scenario(parsed, active, router, store=store)
     except ScenarioInvalid as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

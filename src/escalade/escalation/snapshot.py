@@ -8,10 +8,12 @@ policy version cannot change the ladder, targets or calendar of an escalation in
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from escalade.policy.models import Calendar, Ladder, Level, Policy
 from escalade.routing.models import Decision
@@ -81,7 +83,8 @@ def build_snapshot(
 
 
 def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
-    return _calendar(json.dumps(snapshot["calendar"], sort_keys=True))
+    raw = snapshot["calendar"]
+    return _by_identity(raw, lambda: _calendar(json.dumps(raw, sort_keys=True)))
 
 
 @lru_cache(maxsize=256)
@@ -92,7 +95,31 @@ def _calendar(raw: str) -> BusinessCalendar:
 
 def snapshot_ladder(snapshot: dict[str, Any]) -> Ladder | None:
     raw = snapshot.get("ladder")
-    return _ladder(json.dumps(raw, sort_keys=True)) if raw else None
+    if not raw:
+        return None
+    return _by_identity(raw, lambda: _ladder(json.dumps(raw, sort_keys=True)))
+
+
+# A store may hand back the very same snapshot object on every read (the memory store
+# does): then the parsed calendar or ladder is found by identity, without encoding the
+# snapshot part to find it by content. Holding the object keeps its id from being reused;
+# snapshots are never changed in place.
+_IDENTITY: dict[int, tuple[object, Any]] = {}
+_IDENTITY_MAX = 4096
+_IDENTITY_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+def _by_identity(raw: object, parse: Callable[[], T]) -> T:
+    hit = _IDENTITY.get(id(raw))
+    if hit is not None and hit[0] is raw:
+        return cast(T, hit[1])
+    value = parse()
+    with _IDENTITY_LOCK:
+        if len(_IDENTITY) >= _IDENTITY_MAX:
+            _IDENTITY.pop(next(iter(_IDENTITY)))
+        _IDENTITY[id(raw)] = (raw, value)
+    return value
 
 
 @lru_cache(maxsize=256)

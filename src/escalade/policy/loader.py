@@ -188,6 +188,12 @@ class _Builder:
         return Located({**inherited, **own}, pos, {**inherited_keys, **own_keys})
 
 
+# libyaml's parser when PyYAML has it (several times faster on large scenario files); the
+# pure-Python one words errors as our messages expect, so any file libyaml refuses is read
+# again with it to say what is wrong.
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
 def parse_yaml(text: str, file: str, soft: list[Problem] | None = None) -> Located:
     """Parse one YAML document into located values; raise PolicyFileError on bad YAML.
 
@@ -195,6 +201,35 @@ def parse_yaml(text: str, file: str, soft: list[Problem] | None = None) -> Locat
     ``soft`` when it is given, so that the rest of the policy is checked too; without it they
     are raised like the others.
     """
+    if _FAST_LOADER is not None:
+        problems: list[Problem] = []
+        fast = None
+        try:
+            fast = _FAST_LOADER(text)
+            node = fast.get_single_node()
+            if node is not None:
+                located = _Builder(fast, file, problems).build(node)
+                if problems and soft is None:
+                    raise PolicyFileError(problems)
+                if soft is not None:
+                    soft.extend(problems)
+                return located
+        except (
+            PolicyFileError,
+            yaml.YAMLError,
+            ValueError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+        ):
+            pass  # read it again below, to say what is wrong in our words
+        finally:
+            if fast is not None:
+                fast.dispose()
+    return _parse_yaml_slow(text, file, soft)
+
+
+def _parse_yaml_slow(text: str, file: str, soft: list[Problem] | None) -> Located:
     problems: list[Problem] = []
     try:
         loader = yaml.SafeLoader(text)

@@ -32,6 +32,7 @@ from escalade.simulate.scenario import (
     _when,
 )
 from escalade.store import Store
+from escalade.store.memory import MemoryStore
 
 
 class SimulationError(Exception):
@@ -42,14 +43,26 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def run_scenario(scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:
-    """Everything that happened, as spec/simulate.md output objects, in time order."""
-    store = Store("sqlite://")  # in memory: thrown away when the run ends
+STORES = ("memory", "sqlite")
+
+
+def run_scenario(
+    scenario: Scenario, policy: Policy, router: Router, *, store: str = "memory"
+) -> list[dict[str, Any]]:
+    """Everything that happened, as spec/simulate.md output objects, in time order.
+
+    ``store`` is the throw-away database: ``memory`` (the default, the store's repositories
+    over Python structures) or ``sqlite`` (an in-memory SQLite database through the same
+    SQL as production). Both give the same output; the tests hold them to it.
+    """
+    if store not in STORES:
+        raise ValueError(f"unknown simulate store {store!r}: use one of {', '.join(STORES)}")
+    db: Store = MemoryStore() if store == "memory" else Store("sqlite://")
     try:
-        store.upgrade()
-        return _run(store, scenario, policy, router)
+        db.upgrade()
+        return _run(db, scenario, policy, router)
     finally:
-        store.dispose()
+        db.dispose()
 
 
 def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:

@@ -127,7 +127,11 @@ def manager_of(policy: Policy, team: str | None) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=512)
 def _compiled(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+    template = _ENV.from_string(source)
+    # Jinja keeps a template's globals as a ChainMap over the environment's and flattens it
+    # on every render; ours never change after start-up, so flatten them once.
+    template.globals = dict(template.globals)
+    return template
 
 
 def render(policy: Policy, template_id: str | None, context: dict[str, Any]) -> tuple[str, str]:

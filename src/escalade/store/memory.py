@@ -179,6 +179,7 @@ class _Data:
     timeline_of: dict[int | None, list[TimelineEntry]] = field(default_factory=dict)
     timers: dict[int, TimerRow] = field(default_factory=dict)
     timer_by_key: dict[str, int] = field(default_factory=dict)
+    timers_of: dict[int | None, list[int]] = field(default_factory=dict)  # by escalation
     # pending timers nobody holds, in due order; and pending ones under a lease
     timers_free: _DueQueue = field(init=False)
     timers_leased: dict[int, TimerRow] = field(default_factory=dict)
@@ -560,6 +561,11 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         )
         self._tx.set_timer(row)
         self._tx.put(self._d.timer_by_key, key, row.id)
+        of = self._d.timers_of.get(escalation_id)
+        if of is None:
+            self._tx.put(self._d.timers_of, escalation_id, [row.id])
+        else:
+            self._tx.append(of, row.id)
         return True
 
     def schedule_many(
@@ -589,8 +595,9 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
     def cancel_for_escalation(self, escalation_id: int, kinds: Iterable[str] | None = None) -> int:
         wanted = None if kinds is None else set(kinds)
         n = 0
-        for row in self._pending():
-            if row.escalation_id == escalation_id and (wanted is None or row.kind in wanted):
+        for tid in self._d.timers_of.get(escalation_id, ()):
+            row = self._d.timers[tid]
+            if row.state is _PENDING and (wanted is None or row.kind in wanted):
                 self._tx.set_timer(_evolve(row, state=TimerState.cancelled))
                 n += 1
         return n

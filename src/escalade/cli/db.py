@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from escalade.store import Store, StoreError
-from escalade.store.migrate import head_revision
 
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 
@@ -28,6 +27,8 @@ def require_current_schema(store: Store) -> None:
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    from escalade.store.migrate import head_revision  # Alembic: only when it is needed
+
     if revision != head_revision():
         typer.echo(
             f"error: {store.describe()} is at schema {revision or 'empty'}, not "
@@ -70,6 +71,8 @@ def db_current(url: str | None = typer.Option(None, "--url", help=URL_HELP)) -> 
         raise typer.Exit(1) from None
     finally:
         store.dispose()
+    from escalade.store.migrate import head_revision
+
     head = head_revision()
     state = (
         "up to date" if current == head else f"behind (newest is {head}); run escalade db upgrade"

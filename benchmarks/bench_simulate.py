@@ -26,7 +26,7 @@ from pathlib import Path
 
 from escalade.policy import load_policy
 from escalade.routing.loading import router_for
-from escalade.simulate.runner import run_scenario
+from escalade.simulate.runner import batch_gc, run_scenario
 from escalade.simulate.scenario import parse_scenario
 
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "policies" / "platform-operations.yaml"
@@ -79,7 +79,8 @@ def main() -> None:
     times, parse_times, run_times, rows = [], [], [], 0
     for _ in range(args.runs):
         t0 = time.perf_counter()
-        scenario = parse_scenario(text, "bench.yaml")
+        with batch_gc():  # as the command does
+            scenario = parse_scenario(text, "bench.yaml")
         t1 = time.perf_counter()
         out = run_scenario(scenario, policy, router, store=args.store)
         t2 = time.perf_counter()

@@ -10,7 +10,7 @@ import typer
 
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
-from escalade.simulate.runner import STORES, run_scenario
+from escalade.simulate.runner import STORES, batch_gc, run_scenario
 from escalade.simulate.scenario import ScenarioInvalid, load_scenario
 
 
@@ -58,7 +58,8 @@ def simulate_command(
         typer.echo(f"--store: '{store}' is not one of {', '.join(STORES)}", err=True)
         raise typer.Exit(1)
     try:
-        parsed = load_scenario(scenario)
+        with batch_gc():
+            parsed = load_scenario(scenario)
     except ScenarioInvalid as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

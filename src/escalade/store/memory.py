@@ -27,7 +27,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, TypeVar
 
@@ -81,11 +81,26 @@ def _utc(value: datetime) -> datetime:
 
 def _evolve(row: R, **changes: Any) -> R:
     """``dataclasses.replace`` for the frozen, slotted rows, without its introspection."""
-    cls = type(row)
-    new = object.__new__(cls)
-    for name in cls.__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(row, name))
-    return new
+    make = _MAKERS.get(type(row))
+    if make is None:
+        make = _MAKERS[type(row)] = _maker(type(row))
+    return make(row, changes)
+
+
+_MAKERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+
+
+def _maker(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+    """A copy-with-changes function written out for ``cls``'s fields (no getattr loop)."""
+    names = [f.name for f in fields(cls)]
+    lines = ["def make(row, changes):", "    new = new_(cls)"]
+    lines += [
+        f"    set_(new, {n!r}, changes[{n!r}] if {n!r} in changes else row.{n})" for n in names
+    ]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), namespace)  # as dataclasses writes __init__; names are our fields
+    return namespace["make"]
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:

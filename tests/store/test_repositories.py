@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from escalade.store import ConcurrentUpdate, Store
 from escalade.store.repositories import TimelineRepository
+from escalade.store.memory import ConstraintViolation
 from escalade.store.types import NaiveDatetimeError
 
 T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)
@@ -221,3 +222,13 @@ def test_a_reader_does_not_wait_for_a_writer(sql_store: Store) -> None:
         writer.commit()
     with store.unit_of_work(readonly=True) as reader:
         assert reader.timers.get("held") is not None
+
+
+def test_a_taken_ref_and_a_missing_parent_are_refused(store: Store, policy_version_id: int) -> None:
+    _escalation(store, policy_version_id, ref="E1")
+    with pytest.raises((IntegrityError, ConstraintViolation)):
+        _escalation(store, policy_version_id, ref="E1")
+    with pytest.raises((IntegrityError, ConstraintViolation)):
+        _escalation(store, policy_version_id, parent_id=999_999)
+    with store.unit_of_work() as uow:
+        assert [e.ref for e in uow.escalations.find()] == ["E1"]

@@ -65,8 +65,9 @@ _OUT_PENDING = OutboxState.pending
 R = TypeVar("R")
 
 
-class DuplicateKey(Exception):
-    """A unique column got a value it already holds (as the database's IntegrityError)."""
+class ConstraintViolation(Exception):
+    """A unique key taken or a reference to nothing: what the databases refuse with an
+    IntegrityError."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -392,11 +393,11 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
     ) -> EscalationRow:
         d = self._d
         if policy_version_id not in d.policies:
-            raise DuplicateKey(f"no policy version {policy_version_id}")
+            raise ConstraintViolation(f"no policy version {policy_version_id}")
         if parent_id is not None and parent_id not in d.escalations:
-            raise DuplicateKey(f"no escalation {parent_id} to be the parent")
+            raise ConstraintViolation(f"no escalation {parent_id} to be the parent")
         if ref is not None and ref in d.escalation_by_ref:
-            raise DuplicateKey(f"escalation ref {ref!r} is taken")
+            raise ConstraintViolation(f"escalation ref {ref!r} is taken")
         at = _utc(at)
         eid = d.next_id("escalations")
         row = EscalationRow(
@@ -455,7 +456,7 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
                 changes[name] = _opt_utc(changes[name])
         parent = changes.get("parent_id")
         if parent is not None and parent not in self._d.escalations:
-            raise DuplicateKey(f"no escalation {parent} to be the parent")
+            raise ConstraintViolation(f"no escalation {parent} to be the parent")
         new = _evolve(row, **changes, updated_at=_utc(at), version=row.version + 1)
         self._tx.put(self._d.escalations, escalation_id, new)
         return new
@@ -513,7 +514,7 @@ class MemoryTimelineRepository(_MemoryRepository, TimelineRepository):
     ) -> TimelineEntry:
         d = self._d
         if escalation_id is not None and escalation_id not in d.escalations:
-            raise DuplicateKey(f"no escalation {escalation_id} for a timeline entry")
+            raise ConstraintViolation(f"no escalation {escalation_id} for a timeline entry")
         entry = TimelineEntry(
             id=d.next_id("timeline"),
             escalation_id=escalation_id,
@@ -563,7 +564,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         if key in self._d.timer_by_key:
             return False
         if escalation_id is not None and escalation_id not in self._d.escalations:
-            raise DuplicateKey(f"no escalation {escalation_id} for timer {key!r}")
+            raise ConstraintViolation(f"no escalation {escalation_id} for timer {key!r}")
         row = TimerRow(
             id=self._d.next_id("timers"),
             escalation_id=escalation_id,

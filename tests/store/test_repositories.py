@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from escalade.store import ConcurrentUpdate, Store
-from escalade.store.repositories import TimelineRepository
 from escalade.store.memory import ConstraintViolation
+from escalade.store.repositories import TimelineRepository
 from escalade.store.types import NaiveDatetimeError
 
 T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)

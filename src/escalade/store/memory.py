@@ -961,6 +961,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._data = _Data()
         self._lock = threading.RLock()
+        self._idle: list[MemoryUnitOfWork] = []  # finished units of work, ready for reuse
 
     @property
     def dialect(self) -> str:
@@ -973,11 +974,13 @@ class MemoryStore(Store):
     @contextmanager
     def unit_of_work(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
         with self._lock:
-            uow = MemoryUnitOfWork(self._data)
+            uow = self._idle.pop() if self._idle else MemoryUnitOfWork(self._data)
             try:
                 yield uow
             finally:
                 uow.rollback()
+                if uow._txn.data is self._data:
+                    self._idle.append(uow)
 
     def upgrade(self, revision: str = "head") -> None:
         """Nothing to migrate: the structures are always current."""
@@ -987,6 +990,7 @@ class MemoryStore(Store):
 
     def dispose(self) -> None:
         self._data = _Data()
+        self._idle.clear()
 
     def describe(self) -> str:
         return MEMORY_URL

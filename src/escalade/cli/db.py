@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from escalade.store import Store, StoreError
+if TYPE_CHECKING:
+    from escalade.store import Store
 
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 
@@ -13,6 +16,8 @@ URL_HELP = "Database URL (default: $ESCALADE_DATABASE_URL, else sqlite:///./esca
 
 def open_store(url: str | None) -> Store:
     """The store named by ``--url`` or the environment; a clear message if it is unusable."""
+    from escalade.store import Store, StoreError  # SQLAlchemy: only for commands that need it
+
     try:
         return Store(url) if url else Store.from_env()
     except (StoreError, ValueError) as exc:
@@ -22,6 +27,8 @@ def open_store(url: str | None) -> Store:
 
 def require_current_schema(store: Store) -> None:
     """Exit with a clear message unless the database is migrated to the newest schema."""
+    from escalade.store import StoreError
+
     try:
         revision = store.current_revision()
     except StoreError as exc:
@@ -44,6 +51,8 @@ def db_upgrade(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Apply the migrations shipped with Escalade (safe to run again)."""
+    from escalade.store import StoreError
+
     store = open_store(url)
     try:
         before = store.current_revision()
@@ -63,6 +72,8 @@ def db_upgrade(
 @db_app.command("current")
 def db_current(url: str | None = typer.Option(None, "--url", help=URL_HELP)) -> None:
     """Print the schema revision of the database and whether it is the newest."""
+    from escalade.store import StoreError
+
     store = open_store(url)
     try:
         current = store.current_revision()

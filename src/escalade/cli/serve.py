@@ -7,13 +7,9 @@ from pathlib import Path
 import typer
 
 from escalade.cli.db import require_current_schema
-from escalade.clock import SystemClock
-from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import LoggingChannel, escalation_engine
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
 from escalade.settings import Settings
-from escalade.store import Store
 
 
 def serve_command(
@@ -27,9 +23,14 @@ def serve_command(
     ),
 ) -> None:
     """Serve Escalade's API."""
+    # imported here so that other commands start without the server and the database
     import uvicorn
 
     from escalade.api.app import create_app
+    from escalade.clock import SystemClock
+    from escalade.escalation.service import EscalationService
+    from escalade.escalation.wiring import LoggingChannel, escalation_engine
+    from escalade.store import Store
 
     settings = Settings.from_env(policy_path=policy)
     if settings.policy_path is None:

@@ -10,8 +10,9 @@ import typer
 
 from escalade.policy import PolicyInvalid, load_policy
 from escalade.routing.loading import ModelLoadError, router_for
-from escalade.simulate.runner import STORES, batch_gc, run_scenario
 from escalade.simulate.scenario import ScenarioInvalid, load_scenario
+
+STORES = ("memory", "sqlite")  # as escalade.simulate.runner.STORES (checked by the tests)
 
 
 def _policy_path(scenario_file: Path, given: Path | None, named: Path | None) -> Path | None:
@@ -51,6 +52,9 @@ def simulate_command(
     ),
 ) -> None:
     """Run a scenario on a virtual clock and print what the engine did."""
+    # imported here so that other commands start without the engine and the store
+    from escalade.simulate.runner import batch_gc, run_scenario
+
     if fmt not in ("jsonl", "table"):
         typer.echo(f"--format: '{fmt}' is not one of jsonl, table", err=True)
         raise typer.Exit(1)

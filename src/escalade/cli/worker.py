@@ -11,17 +11,15 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from escalade.cli.db import URL_HELP, open_store, require_current_schema
-from escalade.clock import SystemClock
 from escalade.durations import DurationError, parse_duration
-from escalade.engine import Engine, EngineConfig, load_handlers
-from escalade.engine.registry import HandlerSpecError
-from escalade.engine.timers import TimerHandler
-from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import LoggingChannel, escalation_engine, escalation_handlers
+
+if TYPE_CHECKING:
+    from escalade.engine.timers import TimerHandler
 
 DEFAULT_HANDLERS = "escalade"
 
@@ -52,6 +50,13 @@ def worker(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each pass"),
 ) -> None:
     """Run the engine (timers, then the outbox) until Ctrl-C or SIGTERM."""
+    # imported here so that other commands start without the engine and the database
+    from escalade.clock import SystemClock
+    from escalade.engine import Engine, EngineConfig, load_handlers
+    from escalade.engine.registry import HandlerSpecError
+    from escalade.escalation.service import EscalationService
+    from escalade.escalation.wiring import LoggingChannel, escalation_engine, escalation_handlers
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -232,3 +232,49 @@ def test_a_taken_ref_and_a_missing_parent_are_refused(store: Store, policy_versi
         _escalation(store, policy_version_id, parent_id=999_999)
     with store.unit_of_work() as uow:
         assert [e.ref for e in uow.escalations.find()] == ["E1"]
+
+
+def test_a_claim_is_held_until_its_lease_ends_and_no_longer(store: Store) -> None:
+    lease_end = T0 + timedelta(seconds=30)
+    with store.unit_of_work() as uow:
+        uow.timers.schedule("t", T0, "held")
+        uow.timers.schedule("t", T0 + timedelta(seconds=10), "later")
+        kw = dict(channel="email", recipient="ana@example.com", audience="internal")
+        uow.outbox.enqueue(key="m", template=None, payload={}, at=T0, **kw)  # type: ignore[arg-type]
+        first = uow.timers.claim(kinds=["t"], now=T0, limit=1, worker="a", lease_until=lease_end)
+        taken = uow.outbox.claim(now=T0, limit=5, worker="a", lease_until=lease_end)
+        uow.commit()
+    assert [t.key for t in first] == ["held"] and [m.key for m in taken] == ["m"]
+    with store.unit_of_work() as uow:
+        # a second before the lease ends: only the timer nobody holds
+        almost = lease_end - timedelta(seconds=1)
+        got = uow.timers.claim(kinds=["t"], now=almost, limit=5, worker="b", lease_until=almost)
+        assert [t.key for t in got] == ["later"]
+        assert uow.outbox.claim(now=almost, limit=5, worker="b", lease_until=almost) == []
+        uow.rollback()
+    with store.unit_of_work() as uow:
+        # the lease ends: claimable again, in due order, attempts counted
+        assert uow.timers.next_due(["t"]) == T0 + timedelta(seconds=10)
+        assert uow.outbox.next_due() == lease_end
+        got = uow.timers.claim(kinds=["t"], now=lease_end, limit=5, worker="b", lease_until=T0)
+        assert [(t.key, t.attempts) for t in got] == [("held", 2), ("later", 1)]
+        again = uow.outbox.claim(now=lease_end, limit=5, worker="b", lease_until=lease_end)
+        assert [(m.key, m.attempts) for m in again] == [("m", 2)]
+
+
+def test_a_timer_left_out_of_a_full_claim_stays_claimable(store: Store) -> None:
+    lease_end = T0 + timedelta(seconds=30)
+    with store.unit_of_work() as uow:
+        uow.timers.schedule("t", T0, "first")
+        uow.timers.claim(kinds=["t"], now=T0, limit=1, worker="a", lease_until=lease_end)
+        uow.timers.schedule("t", T0 + timedelta(seconds=1), "second")
+        uow.commit()
+    with store.unit_of_work() as uow:  # the expired claim comes first; the limit is one
+        held = T0 + timedelta(hours=1)
+        got = uow.timers.claim(kinds=["t"], now=lease_end, limit=1, worker="b", lease_until=held)
+        assert [t.key for t in got] == ["first"]
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.timers.next_due(["t"]) == T0 + timedelta(seconds=1)
+        got = uow.timers.claim(kinds=["t"], now=lease_end, limit=5, worker="b", lease_until=T0)
+        assert [t.key for t in got] == ["second"]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from escalade.engine.config import EngineConfig
 from escalade.store import Store, TimerRow, UnitOfWork
+from escalade.store.rows import evolve
 
 log = logging.getLogger("escalade.engine.timers")
 
@@ -90,7 +90,7 @@ class TimerStep:
         if not claimed:
             return 0
         fired = [
-            replace(timer, late=now - timer.due_at > cfg.late_tolerance, fired_at=now)
+            evolve(timer, late=now - timer.due_at > cfg.late_tolerance, fired_at=now)
             for timer in claimed
         ]
         try:

@@ -27,9 +27,9 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
-from typing import Any, TypeVar
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -56,13 +56,13 @@ from escalade.store.rows import (
     TimelineEntry,
     TimerRow,
     TimerState,
+    evolve,
 )
 from escalade.store.types import NaiveDatetimeError
 
 MEMORY_URL = "memory://"
 _PENDING = TimerState.pending
 _OUT_PENDING = OutboxState.pending
-R = TypeVar("R")
 
 
 class ConstraintViolation(Exception):
@@ -78,30 +78,6 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetimeError(f"{value} has no time zone; Escalade stores aware UTC times")
     return value.astimezone(UTC)
-
-
-def _evolve(row: R, **changes: Any) -> R:
-    """``dataclasses.replace`` for the frozen, slotted rows, without its introspection."""
-    make = _MAKERS.get(type(row))
-    if make is None:
-        make = _MAKERS[type(row)] = _maker(type(row))
-    return make(row, changes)
-
-
-_MAKERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
-
-
-def _maker(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
-    """A copy-with-changes function written out for ``cls``'s fields (no getattr loop)."""
-    names = [f.name for f in fields(cls)]
-    lines = ["def make(row, changes):", "    new = new_(cls)"]
-    lines += [
-        f"    set_(new, {n!r}, changes[{n!r}] if {n!r} in changes else row.{n})" for n in names
-    ]
-    lines.append("    return new")
-    namespace: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
-    exec("\n".join(lines), namespace)  # as dataclasses writes __init__; names are our fields
-    return namespace["make"]
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:
@@ -457,7 +433,7 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
         parent = changes.get("parent_id")
         if parent is not None and parent not in self._d.escalations:
             raise ConstraintViolation(f"no escalation {parent} to be the parent")
-        new = _evolve(row, **changes, updated_at=_utc(at), version=row.version + 1)
+        new = evolve(row, **changes, updated_at=_utc(at), version=row.version + 1)
         self._tx.put(self._d.escalations, escalation_id, new)
         return new
 
@@ -605,7 +581,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         row = self.get(key)
         if row is None or row.state is not _PENDING:
             return False
-        self._tx.set_timer(_evolve(row, state=TimerState.cancelled))
+        self._tx.set_timer(evolve(row, state=TimerState.cancelled))
         return True
 
     def cancel_for_escalation(self, escalation_id: int, kinds: Iterable[str] | None = None) -> int:
@@ -614,7 +590,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         for tid in self._d.timers_of.get(escalation_id, ()):
             row = self._d.timers[tid]
             if row.state is _PENDING and (wanted is None or row.kind in wanted):
-                self._tx.set_timer(_evolve(row, state=TimerState.cancelled))
+                self._tx.set_timer(evolve(row, state=TimerState.cancelled))
                 n += 1
         return n
 
@@ -677,9 +653,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
                 d.timers_free.push(row.due_at, row.id)  # not claimed after all
         claimed = []
         for row in picked[:limit]:
-            new = _evolve(
-                row, claimed_by=worker, lease_until=lease_until, attempts=row.attempts + 1
-            )
+            new = evolve(row, claimed_by=worker, lease_until=lease_until, attempts=row.attempts + 1)
             self._tx.set_timer(new)
             claimed.append(new)
         return claimed
@@ -690,7 +664,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
             row = self._d.timers.get(timer_id)
             if row is not None and row.state is _PENDING:
                 self._tx.set_timer(
-                    _evolve(
+                    evolve(
                         row,
                         state=TimerState.done,
                         fired_at=now,
@@ -705,7 +679,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         if row is None or row.state is not _PENDING:
             return
         if retry_at is None:
-            new = _evolve(
+            new = evolve(
                 row,
                 last_error=error[:4000],
                 claimed_by=None,
@@ -713,7 +687,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
                 lease_until=None,
             )
         else:
-            new = _evolve(row, last_error=error[:4000], claimed_by=None, lease_until=_utc(retry_at))
+            new = evolve(row, last_error=error[:4000], claimed_by=None, lease_until=_utc(retry_at))
         self._tx.set_timer(new)
 
     def _pending(self) -> list[TimerRow]:
@@ -825,7 +799,7 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
                 d.outbox_free.push(row.message.available_at, row.message.id)
         claimed = []
         for row in picked[:limit]:
-            message = _evolve(row.message, attempts=row.message.attempts + 1)
+            message = evolve(row.message, attempts=row.message.attempts + 1)
             self._tx.set_message(_Message(message, claimed_by=worker, lease_until=lease_until))
             claimed.append(message)
         return sorted(claimed, key=lambda m: m.id)
@@ -835,7 +809,7 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
         for mid in ids:
             row = self._d.outbox.get(mid)
             if row is not None and row.message.state is _OUT_PENDING:
-                message = _evolve(row.message, state=OutboxState.sent, sent_at=at)
+                message = evolve(row.message, state=OutboxState.sent, sent_at=at)
                 self._tx.set_message(_Message(message, claimed_by=row.claimed_by))
 
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
@@ -843,11 +817,11 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
         if row is None or row.message.state is not _OUT_PENDING:
             return
         if retry_at is None:
-            message = _evolve(row.message, last_error=error[:4000], state=OutboxState.failed)
+            message = evolve(row.message, last_error=error[:4000], state=OutboxState.failed)
             self._tx.set_message(_Message(message))
         else:
             retry_at = _utc(retry_at)
-            message = _evolve(row.message, last_error=error[:4000], available_at=retry_at)
+            message = evolve(row.message, last_error=error[:4000], available_at=retry_at)
             self._tx.set_message(_Message(message, lease_until=retry_at))
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 class TimerState(StrEnum):
@@ -106,3 +109,28 @@ class OutboxMessage:
     attempts: int = 0
     sent_at: datetime | None = None
     last_error: str | None = None
+
+
+def evolve(row: R, **changes: Any) -> R:
+    """A copy of a row with some fields changed: ``dataclasses.replace`` without its
+    per-call introspection (the engine copies rows in its hottest loops)."""
+    make = _MAKERS.get(type(row))
+    if make is None:
+        make = _MAKERS[type(row)] = _maker(type(row))
+    return make(row, changes)
+
+
+_MAKERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+
+
+def _maker(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+    """A copy-with-changes function written out for ``cls``'s fields (no getattr loop)."""
+    names = [f.name for f in fields(cls)]
+    lines = ["def make(row, changes):", "    new = new_(cls)"]
+    lines += [
+        f"    set_(new, {n!r}, changes[{n!r}] if {n!r} in changes else row.{n})" for n in names
+    ]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), namespace)  # as dataclasses writes __init__; names are our fields
+    return namespace["make"]

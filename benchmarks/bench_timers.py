@@ -42,6 +42,7 @@ from escalade.clock import SystemClock
 from escalade.engine import Engine, EngineConfig
 from escalade.store import NewTimer, Store, TimerRow, UnitOfWork
 from escalade.store import tables as t
+from escalade.store.db import SqlStore
 
 CLOCK = SystemClock()
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -65,7 +66,7 @@ def handlers() -> dict[str, Any]:
 
 
 def run_worker(url: str, batch: int, poll: float) -> None:
-    store = Store(url)
+    store = SqlStore(url)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -169,7 +170,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def bench_setup(url: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    store = Store(url)
+    store = SqlStore(url)
     store.upgrade()
     ids = open_escalations(store, args.n)
     procs = [

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from escalade.store import Store
+from escalade.store.db import SqlStore
 from escalade.store.memory import MemoryStore
 
 PG_CANDIDATES = (
@@ -80,7 +81,7 @@ def db_url(
 
 @pytest.fixture
 def empty_store(db_url: str) -> Iterator[Store]:
-    store = Store(db_url)
+    store = SqlStore(db_url)
     yield store
     store.dispose()
 
@@ -105,7 +106,7 @@ def store(
     else:
         urls = _pg_schema_url(request.getfixturevalue("pg_base_url"))
     for url in urls:
-        db = Store(url)
+        db = SqlStore(url)
         db.upgrade()
         try:
             yield db

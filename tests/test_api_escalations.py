@@ -14,7 +14,7 @@ from escalade.clock import VirtualClock
 from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
-from escalade.store import Store
+from escalade.store.db import SqlStore
 
 POLICY = """
 id: api-test
@@ -41,7 +41,7 @@ triggers:
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
-    store = Store(f"sqlite:///{tmp_path / 'api.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'api.db'}")
     store.upgrade()
     clock = VirtualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
     policy = policy_from_text(POLICY, "api-test.yaml")

@@ -14,6 +14,7 @@ from escalade.engine import EngineConfig
 from escalade.escalation.wiring import TIMER_KINDS
 from escalade.routing.models import EscalationInput
 from escalade.store import Store
+from escalade.store.db import SqlStore
 
 T0 = datetime(2026, 3, 9, 2, 0, tzinfo=UTC)
 N = 200
@@ -61,7 +62,8 @@ def test_every_ladder_step_is_notified_exactly_once_across_a_restart(sql_store: 
     del first  # the process is gone; nothing in memory survives
 
     # A new process: its own connection pool, service, engine and clock.
-    second_store = Store(store.url)
+    assert isinstance(store, SqlStore)
+    second_store = SqlStore(store.url)
     try:
         second = Harness.start(second_store, crash)
         assert second.apply(policy(RESTART)) == version

@@ -11,7 +11,7 @@ from escalade.clock import SystemClock
 from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
-from escalade.store import Store
+from escalade.store.db import SqlStore
 
 POLICY = """
 id: worker-test
@@ -28,7 +28,7 @@ categories: [{id: outage, owner: ops, priority: P1}]
 
 def test_worker_once_fires_due_ladder_steps(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    store = Store(url)
+    store = SqlStore(url)
     store.upgrade()
     service = EscalationService(store, SystemClock())
     service.apply_policy(policy_from_text(POLICY, "worker-test.yaml"))
@@ -44,7 +44,7 @@ def test_worker_once_fires_due_ladder_steps(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
 
-    with Store(url).unit_of_work() as uow:
+    with SqlStore(url).unit_of_work() as uow:
         kinds = [(e.kind, e.data.get("to")) for e in uow.timeline.for_escalation(esc.id)]
     assert ("notification.sent", "ana") in kinds  # the ladder step, fired by the worker
     assert ("notification.sent", "#ops") in kinds  # the creation notice, delivered by it

@@ -1,11 +1,13 @@
-"""The memory store implements the whole store interface, and ``simulate`` on it prints
-exactly what it prints on SQLite."""
+"""Both stores implement the whole store interface with its signatures, and ``simulate`` on
+the memory store prints exactly what it prints on SQLite."""
 
 from __future__ import annotations
 
 import inspect
 import random
-from pathlib import Path
+import subprocess
+import sys
+from abc import ABC
 
 import pytest
 
@@ -13,49 +15,63 @@ from escalade.policy import load_policy
 from escalade.routing.loading import router_for
 from escalade.simulate.runner import run_scenario
 from escalade.simulate.scenario import parse_scenario
-from escalade.store import db, memory, repositories
+from escalade.store import db, interface, memory, repositories
 
-PAIRS = [
-    (repositories.PolicyRepository, memory.MemoryPolicyRepository),
-    (repositories.EscalationRepository, memory.MemoryEscalationRepository),
-    (repositories.TimelineRepository, memory.MemoryTimelineRepository),
-    (repositories.TimerRepository, memory.MemoryTimerRepository),
-    (repositories.OutboxRepository, memory.MemoryOutboxRepository),
-    (repositories.ActivityRepository, memory.MemoryActivityRepository),
-    (repositories.AlertKeyRepository, memory.MemoryAlertKeyRepository),
-    (repositories.ActionLedger, memory.MemoryActionLedger),
-    (db.UnitOfWork, memory.MemoryUnitOfWork),
-    (db.Store, memory.MemoryStore),
+TRIPLES = [
+    (interface.PolicyRepository, repositories.SqlPolicyRepository, memory.MemoryPolicyRepository),
+    (
+        interface.EscalationRepository,
+        repositories.SqlEscalationRepository,
+        memory.MemoryEscalationRepository,
+    ),
+    (
+        interface.TimelineRepository,
+        repositories.SqlTimelineRepository,
+        memory.MemoryTimelineRepository,
+    ),
+    (interface.TimerRepository, repositories.SqlTimerRepository, memory.MemoryTimerRepository),
+    (interface.OutboxRepository, repositories.SqlOutboxRepository, memory.MemoryOutboxRepository),
+    (
+        interface.ActivityRepository,
+        repositories.SqlActivityRepository,
+        memory.MemoryActivityRepository,
+    ),
+    (
+        interface.AlertKeyRepository,
+        repositories.SqlAlertKeyRepository,
+        memory.MemoryAlertKeyRepository,
+    ),
+    (interface.ActionLedger, repositories.SqlActionLedger, memory.MemoryActionLedger),
+    (interface.UnitOfWork, db.SqlUnitOfWork, memory.MemoryUnitOfWork),
+    (interface.Store, db.SqlStore, memory.MemoryStore),
 ]
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _public(cls: type) -> dict[str, object]:
-    return {
-        name: member
-        for name, member in vars(cls).items()
-        if not name.startswith("_") and (callable(member) or isinstance(member, property))
-    }
+@pytest.mark.parametrize("abstract, sql, mem", TRIPLES, ids=lambda c: c.__name__)
+def test_both_stores_implement_the_interface_with_its_signatures(
+    abstract: type[ABC], sql: type, mem: type
+) -> None:
+    methods = sorted(abstract.__abstractmethods__)
+    assert methods, f"{abstract.__name__} declares nothing"
+    for impl in (sql, mem):
+        assert issubclass(impl, abstract)
+        assert not getattr(impl, "__abstractmethods__", None), f"{impl.__name__} leaves some out"
+        for name in methods:
+            if isinstance(getattr(abstract, name), property):
+                assert isinstance(getattr(impl, name), property), f"{impl.__name__}.{name}"
+                continue
+            want = inspect.signature(getattr(abstract, name))
+            got = inspect.signature(getattr(impl, name))
+            assert list(got.parameters) == list(want.parameters), f"{impl.__name__}.{name}"
 
 
-@pytest.mark.parametrize("sql, mem", PAIRS, ids=lambda c: c.__name__)
-def test_every_public_method_is_implemented_with_the_same_signature(sql: type, mem: type) -> None:
-    for name, member in _public(sql).items():
-        if isinstance(member, classmethod | staticmethod):
-            continue  # constructors from settings/URLs: SQL only
-        assert name in vars(mem), f"{mem.__name__} leaves {name}() to the SQL implementation"
-        if callable(member):
-            want = inspect.signature(member)
-            got = inspect.signature(vars(mem)[name])
-            assert list(got.parameters) == list(want.parameters), f"{mem.__name__}.{name}"
-
-
-def test_every_repository_of_a_unit_of_work_is_a_memory_one() -> None:
-    store = memory.MemoryStore()
-    with store.unit_of_work() as uow:
-        for name, repo in vars(uow).items():
-            if isinstance(repo, repositories._Repository):
-                assert type(repo).__module__ == memory.__name__, name
+def test_the_memory_store_does_not_load_sqlalchemy() -> None:
+    code = (
+        "import sys, escalade.store.memory, escalade.simulate.runner; "
+        "print('sqlalchemy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_savepoint_undoes_only_its_block() -> None:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalade.store import Store, UnitOfWork
+from escalade.store.db import SqlStore
 from escalade.store.memory import MemoryStore
 from soak import scaled
 
@@ -159,7 +160,7 @@ def test_memory_and_sqlite_agree_on_every_sequence(
     steps: list[tuple[tuple[Any, ...], bool]],
 ) -> None:
     memory = MemoryStore()
-    sqlite = Store("sqlite://")  # in memory, one connection: a fresh database per example
+    sqlite = SqlStore("sqlite://")  # in memory, one connection: a fresh database per example
     sqlite.upgrade()
     try:
         for op, commit in steps:

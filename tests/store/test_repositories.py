@@ -10,8 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from escalade.store import ConcurrentUpdate, Store
-from escalade.store.memory import ConstraintViolation
-from escalade.store.repositories import TimelineRepository
+from escalade.store.interface import TimelineRepository
+from escalade.store.memory import ConstraintViolation, MemoryTimelineRepository
+from escalade.store.repositories import SqlTimelineRepository
 from escalade.store.types import NaiveDatetimeError
 
 T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)
@@ -114,7 +115,8 @@ def test_find_and_count_escalations(store: Store, policy_version_id: int) -> Non
 
 
 def test_timeline_is_append_only(store: Store, policy_version_id: int) -> None:
-    assert not [m for m in dir(TimelineRepository) if m.startswith(("update", "delete", "remove"))]
+    for cls in (TimelineRepository, SqlTimelineRepository, MemoryTimelineRepository):
+        assert not [m for m in dir(cls) if m.startswith(("update", "delete", "remove"))]
     eid = _escalation(store, policy_version_id)
     if store.dialect == "memory":
         with store.unit_of_work() as uow:

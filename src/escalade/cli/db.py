@@ -7,25 +7,26 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from escalade.store import Store
+    from escalade.store.db import SqlStore
 
 db_app = typer.Typer(help="Create and upgrade the database.", no_args_is_help=True)
 
 URL_HELP = "Database URL (default: $ESCALADE_DATABASE_URL, else sqlite:///./escalade.db)"
 
 
-def open_store(url: str | None) -> Store:
+def open_store(url: str | None) -> SqlStore:
     """The store named by ``--url`` or the environment; a clear message if it is unusable."""
-    from escalade.store import Store, StoreError  # SQLAlchemy: only for commands that need it
+    from escalade.store import StoreError
+    from escalade.store.db import SqlStore  # SQLAlchemy: only for commands that need it
 
     try:
-        return Store(url) if url else Store.from_env()
+        return SqlStore(url) if url else SqlStore.from_env()
     except (StoreError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
-def require_current_schema(store: Store) -> None:
+def require_current_schema(store: SqlStore) -> None:
     """Exit with a clear message unless the database is migrated to the newest schema."""
     from escalade.store import StoreError
 

@@ -30,7 +30,7 @@ def serve_command(
     from escalade.clock import SystemClock
     from escalade.escalation.service import EscalationService
     from escalade.escalation.wiring import LoggingChannel, escalation_engine
-    from escalade.store import Store
+    from escalade.store.db import SqlStore
 
     settings = Settings.from_env(policy_path=policy)
     if settings.policy_path is None:
@@ -45,7 +45,7 @@ def serve_command(
     except ModelLoadError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    store = Store.from_settings(settings)
+    store = SqlStore.from_settings(settings)
     require_current_schema(store)
     clock = SystemClock()
     service = EscalationService(store, clock)

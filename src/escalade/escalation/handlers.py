@@ -24,7 +24,7 @@ from escalade.policy.models import (
     Recipient,
     Trigger,
 )
-from escalade.store.db import UnitOfWork
+from escalade.store import UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
 if TYPE_CHECKING:

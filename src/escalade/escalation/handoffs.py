@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from escalade.escalation.snapshot import PlannedTimer
 from escalade.oncall.schedule import next_handoff, on_call
 from escalade.policy.models import Policy, Schedule
-from escalade.store.db import UnitOfWork
+from escalade.store import UnitOfWork
 from escalade.store.rows import TimerRow
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from escalade.durations import format_duration
 from escalade.escalation.handlers import apply_trigger
 from escalade.policy.models import Policy, TriggerKind
 from escalade.routing.models import EscalationInput
-from escalade.store.db import UnitOfWork
+from escalade.store import UnitOfWork
 from escalade.store.rows import EscalationRow
 
 if TYPE_CHECKING:

@@ -52,7 +52,7 @@ from escalade.policy.models import (
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router
 from escalade.sla.calendar import BusinessCalendar
-from escalade.store.db import Store, UnitOfWork
+from escalade.store import Store, UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
 SYSTEM = "escalade"

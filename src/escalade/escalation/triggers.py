@@ -14,7 +14,7 @@ from escalade.escalation.lifecycle import Action, State
 from escalade.escalation.service import SYSTEM, EscalationService
 from escalade.policy.models import Channel, Policy, Threshold, Trigger, TriggerKind
 from escalade.routing.models import EscalationInput
-from escalade.store.db import UnitOfWork
+from escalade.store import UnitOfWork
 from escalade.store.rows import EscalationRow
 
 

@@ -12,7 +12,7 @@ from escalade.engine.outbox import CapturingChannel, Channel, SentHook
 from escalade.engine.runner import Engine
 from escalade.engine.timers import TimerHandler
 from escalade.escalation.service import EscalationService
-from escalade.store.db import UnitOfWork
+from escalade.store import UnitOfWork
 from escalade.store.rows import OutboxMessage
 
 log = logging.getLogger("escalade.notify")

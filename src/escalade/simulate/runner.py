@@ -59,7 +59,12 @@ def run_scenario(
     """
     if store not in STORES:
         raise ValueError(f"unknown simulate store {store!r}: use one of {', '.join(STORES)}")
-    db: Store = MemoryStore() if store == "memory" else Store("sqlite://")
+    if store == "memory":
+        db: Store = MemoryStore()
+    else:
+        from escalade.store.db import SqlStore  # SQLAlchemy only when asked for
+
+        db = SqlStore("sqlite://")
     try:
         with batch_gc():
             db.upgrade()

@@ -1,13 +1,22 @@
-"""Storage: tables, migrations, the unit of work and its repositories.
+"""Storage: the store's interface, its rows, and two implementations.
 
-Everything durable lives here: policy versions, escalations with their snapshot,
-the append-only timeline, durable timers, the outbox, product activity, alert keys and
-the exactly-once ledger (``actions_done``). SQLite is the embedded default; PostgreSQL
-lets several workers share the work.
+Everything durable lives behind ``Store`` and its units of work: policy versions,
+escalations with their snapshot, the append-only timeline, durable timers, the outbox,
+product activity, alert keys and the exactly-once ledger. ``escalade.store.db.SqlStore``
+is the database (SQLite by default, PostgreSQL to share the work among workers);
+``escalade.store.memory.MemoryStore`` is ``simulate``'s throw-away store. Importing this
+package does not load SQLAlchemy.
 """
 
-from escalade.store.db import DEFAULT_DATABASE_URL, Store, StoreError, UnitOfWork
-from escalade.store.repositories import ConcurrentUpdate, NewTimer, content_hash
+from escalade.store.interface import (
+    DEFAULT_DATABASE_URL,
+    ConcurrentUpdate,
+    NewTimer,
+    Store,
+    StoreError,
+    UnitOfWork,
+    content_hash,
+)
 from escalade.store.rows import (
     EscalationRow,
     OutboxMessage,

@@ -1,8 +1,8 @@
-"""``Store``: the database behind Escalade, and the unit of work that changes it.
+"""``SqlStore``: the database behind Escalade, and the unit of work that changes it.
 
-A ``Store`` is built from a URL and connects lazily, never at import::
+An ``SqlStore`` is built from a URL and connects lazily, never at import::
 
-    store = Store.from_settings(settings)      # or Store("sqlite:///./escalade.db")
+    store = SqlStore.from_settings(settings)   # or SqlStore("sqlite:///./escalade.db")
     store.upgrade()                            # apply migrations
     with store.unit_of_work() as uow:
         esc = uow.escalations.get_by_ref("ESC-1")
@@ -17,41 +17,34 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from escalade.store import interface
+from escalade.store.interface import DEFAULT_DATABASE_URL, StoreError
+from escalade.store.jsonvalues import dumps as _dumps
 from escalade.store.repositories import (
-    ActionLedger,
-    ActivityRepository,
-    AlertKeyRepository,
-    EscalationRepository,
-    OutboxRepository,
-    PolicyRepository,
-    TimelineRepository,
-    TimerRepository,
+    SqlActionLedger,
+    SqlActivityRepository,
+    SqlAlertKeyRepository,
+    SqlEscalationRepository,
+    SqlOutboxRepository,
+    SqlPolicyRepository,
+    SqlTimelineRepository,
+    SqlTimerRepository,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
 
-DEFAULT_DATABASE_URL = "sqlite:///./escalade.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-
-class StoreError(Exception):
-    """The database cannot be used; the message says which and why, for a person."""
 
 
 class HasDatabaseUrl(Protocol):
@@ -59,43 +52,20 @@ class HasDatabaseUrl(Protocol):
     def database_url(self) -> str: ...
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    model_dump = getattr(value, "model_dump", None)
-    if callable(model_dump):
-        return model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-
-
-class UnitOfWork:
-    """One transaction and the repositories that work in it."""
+class SqlUnitOfWork(interface.UnitOfWork):
+    """One database transaction and the SQL repositories that work in it."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.dialect: str = connection.dialect.name
-        self.policies = PolicyRepository(connection)
-        self.escalations = EscalationRepository(connection)
-        self.timeline = TimelineRepository(connection)
-        self.timers = TimerRepository(connection)
-        self.outbox = OutboxRepository(connection)
-        self.activity = ActivityRepository(connection)
-        self.alert_keys = AlertKeyRepository(connection)
-        self.actions = ActionLedger(connection)
+        self.dialect = connection.dialect.name
+        self.policies = SqlPolicyRepository(connection)
+        self.escalations = SqlEscalationRepository(connection)
+        self.timeline = SqlTimelineRepository(connection)
+        self.timers = SqlTimerRepository(connection)
+        self.outbox = SqlOutboxRepository(connection)
+        self.activity = SqlActivityRepository(connection)
+        self.alert_keys = SqlAlertKeyRepository(connection)
+        self.actions = SqlActionLedger(connection)
 
     def commit(self) -> None:
         self.connection.commit()
@@ -110,7 +80,7 @@ class UnitOfWork:
             yield
 
 
-class Store:
+class SqlStore(interface.Store):
     """The database: built from a URL, connects on first use."""
 
     def __init__(self, url: str | URL, *, echo: bool = False) -> None:
@@ -119,11 +89,11 @@ class Store:
         self._engine: Engine | None = None
 
     @classmethod
-    def from_settings(cls, settings: HasDatabaseUrl) -> Store:
+    def from_settings(cls, settings: HasDatabaseUrl) -> SqlStore:
         return cls(settings.database_url)
 
     @classmethod
-    def from_env(cls) -> Store:
+    def from_env(cls) -> SqlStore:
         """``ESCALADE_DATABASE_URL``, read now (not at import)."""
         return cls(os.environ.get("ESCALADE_DATABASE_URL", DEFAULT_DATABASE_URL))
 
@@ -139,7 +109,7 @@ class Store:
         return self._engine
 
     @contextmanager
-    def unit_of_work(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
+    def unit_of_work(self, *, readonly: bool = False) -> Iterator[SqlUnitOfWork]:
         """A transaction; call ``uow.commit()`` to keep its work, otherwise it is rolled
         back when the block ends (also on error).
 
@@ -150,7 +120,7 @@ class Store:
         with self.engine.connect() as connection:
             if readonly:
                 connection = connection.execution_options(escalade_readonly=True)
-            yield UnitOfWork(connection)
+            yield SqlUnitOfWork(connection)
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the migrations shipped in the package up to ``revision``."""

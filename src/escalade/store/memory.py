@@ -1,9 +1,10 @@
 """``MemoryStore``: the store's repositories over plain Python structures, for ``simulate``.
 
-The SQL classes in ``db.py`` and ``repositories.py`` define the interface; each class here
-implements every public method of its SQL counterpart with the same meaning (the store
-tests run against SQLite, PostgreSQL and this store, and ``tests/store/test_memory.py``
-checks that no public method is left to the SQL implementation). ``simulate`` uses it
+Each class here implements its interface in ``interface.py``, as the SQL classes in
+``db.py`` and ``repositories.py`` do, with the same meaning: the store tests run against
+SQLite, PostgreSQL and this store, and ``tests/store/test_memory_equivalence.py`` holds
+it to SQLite on random sequences of the engine's operations. It does not load
+SQLAlchemy. ``simulate`` uses it
 because a scenario's database is thrown away anyway and a day with a thousand escalations
 is hundreds of thousands of statements: here each one is a dictionary operation instead of
 an SQLAlchemy round trip. ``tests/test_simulate_stores.py`` runs every example scenario on
@@ -33,21 +34,24 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from escalade.store.db import Store, UnitOfWork, _dumps
-from escalade.store.repositories import (
-    _ESCALATION_CHANGES,
+from escalade.store.interface import (
+    ESCALATION_CHANGES,
     ActionLedger,
     ActivityRepository,
     AlertKeyRepository,
     ConcurrentUpdate,
     EscalationRepository,
+    NaiveDatetimeError,
     NewTimer,
     OutboxRepository,
     PolicyRepository,
+    Store,
     TimelineRepository,
     TimerRepository,
+    UnitOfWork,
     content_hash,
 )
+from escalade.store.jsonvalues import dumps as _dumps
 from escalade.store.rows import (
     EscalationRow,
     OutboxMessage,
@@ -58,7 +62,6 @@ from escalade.store.rows import (
     TimerState,
     evolve,
 )
-from escalade.store.types import NaiveDatetimeError
 
 MEMORY_URL = "memory://"
 _PENDING = TimerState.pending
@@ -416,7 +419,7 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
     def update(
         self, escalation_id: int, *, expected_version: int, at: datetime, **changes: Any
     ) -> EscalationRow:
-        unknown = set(changes) - _ESCALATION_CHANGES
+        unknown = set(changes) - ESCALATION_CHANGES
         if unknown:
             raise ValueError(f"cannot change escalation field(s): {', '.join(sorted(unknown))}")
         row = self._d.escalations.get(escalation_id)

@@ -12,15 +12,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import OperationalError
 
-from escalade.store.db import StoreError
+from escalade.store.interface import StoreError
 
 if TYPE_CHECKING:
-    from escalade.store.db import Store
+    from escalade.store.db import SqlStore
 
 SCRIPT_LOCATION = "escalade.store:migrations"
 
 
-def alembic_config(store: Store) -> Config:
+def alembic_config(store: SqlStore) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     url = store.url.render_as_string(hide_password=False)
@@ -28,7 +28,7 @@ def alembic_config(store: Store) -> Config:
     return cfg
 
 
-def upgrade(store: Store, revision: str = "head") -> None:
+def upgrade(store: SqlStore, revision: str = "head") -> None:
     cfg = alembic_config(store)
     try:
         with store.engine.begin() as connection:
@@ -38,14 +38,14 @@ def upgrade(store: Store, revision: str = "head") -> None:
         raise StoreError(f"cannot migrate {store.describe()}: {_first_line(exc)}") from exc
 
 
-def downgrade(store: Store, revision: str) -> None:
+def downgrade(store: SqlStore, revision: str) -> None:
     cfg = alembic_config(store)
     with store.engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
 
 
-def current_revision(store: Store) -> str | None:
+def current_revision(store: SqlStore) -> str | None:
     try:
         with store.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

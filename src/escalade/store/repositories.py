@@ -1,4 +1,6 @@
-"""Repositories: the only code that writes SQL for the tables in ``tables.py``.
+"""The SQL repositories: the only code that writes SQL for the tables in ``tables.py``.
+
+Each implements its interface in ``interface.py`` (where the methods are documented).
 
 Each repository works on the connection of one unit of work; nothing here commits.
 Inserts that carry an idempotency key use ``INSERT … ON CONFLICT DO NOTHING`` so that
@@ -10,10 +12,8 @@ database refuses UPDATE/DELETE on it with a trigger).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from typing import Any
@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from escalade.store import interface as iface
 from escalade.store import tables as t
+from escalade.store.interface import ESCALATION_CHANGES, ConcurrentUpdate, NewTimer, content_hash
 from escalade.store.rows import (
     EscalationRow,
     OutboxMessage,
@@ -34,11 +36,9 @@ from escalade.store.rows import (
 from escalade.store.types import UTCDateTime
 
 
-class ConcurrentUpdate(Exception):
-    """An escalation changed since it was read (optimistic locking)."""
-
-
 class _Repository:
+    """Works on the connection of one unit of work; nothing here commits."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
@@ -53,11 +53,7 @@ class _Repository:
 # --------------------------------------------------------------------------- policies
 
 
-def content_hash(content: str) -> str:
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-class PolicyRepository(_Repository):
+class SqlPolicyRepository(_Repository, iface.PolicyRepository):
     """Every policy text ever applied, once per distinct content."""
 
     def add(self, *, name: str, content: str, applied_by: str, at: datetime) -> PolicyVersionRow:
@@ -108,27 +104,8 @@ class PolicyRepository(_Repository):
 
 # --------------------------------------------------------------------------- escalations
 
-_ESCALATION_CHANGES = frozenset(
-    {
-        "subject",
-        "state",
-        "category",
-        "team",
-        "level",
-        "priority",
-        "owner",
-        "snapshot",
-        "customer",
-        "package",
-        "acknowledged_at",
-        "resolved_at",
-        "closed_at",
-        "parent_id",
-    }
-)
 
-
-class EscalationRepository(_Repository):
+class SqlEscalationRepository(_Repository, iface.EscalationRepository):
     """Escalations at run time. ``snapshot`` is written once, at the start: the decision,
     the resolved ladder and targets, so a later policy change never alters it."""
 
@@ -198,7 +175,7 @@ class EscalationRepository(_Repository):
     ) -> EscalationRow:
         """Change fields if nobody else did since ``expected_version`` was read; bumps the
         version and ``updated_at``. Raises ``ConcurrentUpdate`` otherwise."""
-        unknown = set(changes) - _ESCALATION_CHANGES
+        unknown = set(changes) - ESCALATION_CHANGES
         if unknown:
             raise ValueError(f"cannot change escalation field(s): {', '.join(sorted(unknown))}")
         row = self._conn.execute(
@@ -265,7 +242,7 @@ def _escalation(row: Row[Any]) -> EscalationRow:
 _TIMELINE_INSERT = t.timeline.insert().returning(*t.timeline.c)
 
 
-class TimelineRepository(_Repository):
+class SqlTimelineRepository(_Repository, iface.TimelineRepository):
     """Append-only record of everything that happened to an escalation."""
 
     def append(
@@ -307,16 +284,7 @@ class TimelineRepository(_Repository):
 # --------------------------------------------------------------------------- timers
 
 
-@dataclass(frozen=True, slots=True)
-class NewTimer:
-    kind: str
-    due_at: datetime
-    key: str
-    payload: Mapping[str, Any]
-    escalation_id: int | None = None
-
-
-class TimerRepository(_Repository):
+class SqlTimerRepository(_Repository, iface.TimerRepository):
     """Durable timers. A key is unique forever: scheduling it again is a no-op, even after
     the timer fired or was cancelled (put a generation or level in the key to re-arm)."""
 
@@ -491,7 +459,7 @@ def _timer(row: Row[Any]) -> TimerRow:
 # --------------------------------------------------------------------------- outbox
 
 
-class OutboxRepository(_Repository):
+class SqlOutboxRepository(_Repository, iface.OutboxRepository):
     """Messages to deliver, written in the same transaction as the change that causes them."""
 
     def enqueue(
@@ -626,7 +594,7 @@ def _message(row: Row[Any]) -> OutboxMessage:
 # --------------------------------------------------------------------------- activity
 
 
-class ActivityRepository(_Repository):
+class SqlActivityRepository(_Repository, iface.ActivityRepository):
     """Product activity that threshold triggers count (who did what, how many times)."""
 
     def record(self, *, actor: str, action: str, at: datetime, count: int = 1) -> None:
@@ -680,7 +648,7 @@ class ActivityRepository(_Repository):
 # --------------------------------------------------------------------------- alert keys
 
 
-class AlertKeyRepository(_Repository):
+class SqlAlertKeyRepository(_Repository, iface.AlertKeyRepository):
     """Deduplication: a monitoring alert key → the escalation it opened."""
 
     def get(self, key: str) -> int | None:
@@ -707,7 +675,7 @@ class AlertKeyRepository(_Repository):
 # --------------------------------------------------------------------------- actions done
 
 
-class ActionLedger(_Repository):
+class SqlActionLedger(_Repository, iface.ActionLedger):
     """The exactly-once ledger. Record an action's key in the same transaction as the
     action: if the key is already there, the action was done and must be skipped."""
 

@@ -16,11 +16,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from escalade.store.interface import NaiveDatetimeError
+
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00:00"
-
-
-class NaiveDatetimeError(ValueError):
-    """A datetime without a time zone reached the database layer."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

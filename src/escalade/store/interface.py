@@ -1,0 +1,427 @@
+"""The store's interface: what the service and the engine may ask of a database.
+
+Two implementations: ``escalade.store.db.SqlStore`` (SQLAlchemy on SQLite or PostgreSQL,
+production) and ``escalade.store.memory.MemoryStore`` (Python structures, for
+``simulate``; ADR 0005). Both run the same store and engine tests. Nothing here imports
+SQLAlchemy, so code that only needs the interface (and ``simulate``) does not load it.
+
+A unit of work is one transaction and its repositories: nothing is kept unless it
+commits; idempotency keys are unique forever, so doing a thing twice is a no-op; the
+timeline has no way to change an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from escalade.store.rows import (
+    EscalationRow,
+    OutboxMessage,
+    PolicyVersionRow,
+    TimelineEntry,
+    TimerRow,
+    TimerState,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./escalade.db"
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says which and why, for a person."""
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without a time zone reached the store."""
+
+
+class ConcurrentUpdate(Exception):
+    """An escalation changed since it was read (optimistic locking)."""
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+# The escalation fields ``EscalationRepository.update`` may change.
+ESCALATION_CHANGES = frozenset(
+    {
+        "subject",
+        "state",
+        "category",
+        "team",
+        "level",
+        "priority",
+        "owner",
+        "snapshot",
+        "customer",
+        "package",
+        "acknowledged_at",
+        "resolved_at",
+        "closed_at",
+        "parent_id",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewTimer:
+    kind: str
+    due_at: datetime
+    key: str
+    payload: Mapping[str, Any]
+    escalation_id: int | None = None
+
+
+class PolicyRepository(ABC):
+    """Every policy text ever applied, once per distinct content."""
+
+    @abstractmethod
+    def add(self, *, name: str, content: str, applied_by: str, at: datetime) -> PolicyVersionRow:
+        """Record a policy text; applying identical content again returns the first record."""
+
+    @abstractmethod
+    def get(self, policy_version_id: int) -> PolicyVersionRow | None: ...
+
+    @abstractmethod
+    def by_hash(self, digest: str) -> PolicyVersionRow | None: ...
+
+    @abstractmethod
+    def latest(self, name: str | None = None) -> PolicyVersionRow | None:
+        """The most recently applied version (of the named policy, if given)."""
+
+    @abstractmethod
+    def history(self, name: str | None = None) -> list[PolicyVersionRow]: ...
+
+
+class EscalationRepository(ABC):
+    """Escalations at run time. ``snapshot`` is written once, at the start: the decision,
+    the resolved ladder and targets, so a later policy change never alters it."""
+
+    @abstractmethod
+    def add(
+        self,
+        *,
+        policy_version_id: int,
+        snapshot: Mapping[str, Any],
+        at: datetime,
+        ref: str | None = None,
+        state: str = "open",
+        subject: str = "",
+        category: str | None = None,
+        team: str | None = None,
+        level: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
+        customer: Mapping[str, Any] | None = None,
+        package: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> EscalationRow:
+        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``."""
+
+    @abstractmethod
+    def get(self, escalation_id: int) -> EscalationRow | None: ...
+
+    @abstractmethod
+    def get_by_ref(self, ref: str) -> EscalationRow | None: ...
+
+    @abstractmethod
+    def lock(self, escalation_id: int) -> EscalationRow | None:
+        """Read and lock the row until commit (``FOR UPDATE`` on PostgreSQL; on SQLite the
+        unit of work already holds the write lock)."""
+
+    @abstractmethod
+    def update(
+        self, escalation_id: int, *, expected_version: int, at: datetime, **changes: Any
+    ) -> EscalationRow:
+        """Change fields if nobody else did since ``expected_version`` was read; bumps the
+        version and ``updated_at``. Raises ``ConcurrentUpdate`` otherwise."""
+
+    @abstractmethod
+    def find(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        team: str | None = None,
+        parent_id: int | None = None,
+        category: str | None = None,
+        created_since: datetime | None = None,
+        top_level: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EscalationRow]:
+        """Newest first, filtered (``top_level``: not linked to a parent incident)."""
+
+    @abstractmethod
+    def count_by_state(self) -> dict[str, int]: ...
+
+
+class TimelineRepository(ABC):
+    """Append-only record of everything that happened to an escalation."""
+
+    @abstractmethod
+    def append(
+        self,
+        escalation_id: int | None,
+        *,
+        at: datetime,
+        actor: str,
+        kind: str,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry: ...
+
+    @abstractmethod
+    def for_escalation(self, escalation_id: int) -> list[TimelineEntry]:
+        """In the order things were recorded."""
+
+    @abstractmethod
+    def after(self, after_id: int = 0, limit: int = 1000) -> list[TimelineEntry]:
+        """Entries with id above ``after_id``, in record order (to stream new entries)."""
+
+
+class TimerRepository(ABC):
+    """Durable timers. A key is unique forever: scheduling it again is a no-op, even after
+    the timer fired or was cancelled (put a generation or level in the key to re-arm)."""
+
+    @abstractmethod
+    def schedule(
+        self,
+        kind: str,
+        due_at: datetime,
+        key: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        escalation_id: int | None = None,
+        created_at: datetime | None = None,
+    ) -> bool:
+        """Add a pending timer; ``False`` if the key was already scheduled."""
+
+    @abstractmethod
+    def schedule_many(
+        self, timers: Sequence[NewTimer], *, created_at: datetime | None = None
+    ) -> None:
+        """Bulk form of ``schedule`` (one executemany); existing keys are skipped."""
+
+    @abstractmethod
+    def get(self, key: str) -> TimerRow | None: ...
+
+    @abstractmethod
+    def cancel(self, key: str) -> bool:
+        """Cancel a pending timer; ``False`` if it was not pending."""
+
+    @abstractmethod
+    def cancel_for_escalation(self, escalation_id: int, kinds: Iterable[str] | None = None) -> int:
+        """Cancel an escalation's pending timers (of the given kinds); returns how many."""
+
+    @abstractmethod
+    def find(
+        self,
+        *,
+        escalation_id: int | None = None,
+        states: Iterable[str] | None = (TimerState.pending.value,),
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[TimerRow]:
+        """Timers in due order (pending ones by default)."""
+
+    @abstractmethod
+    def next_due(self, kinds: Iterable[str] | None = None) -> datetime | None:
+        """When the earliest pending timer becomes claimable: its due time, or the end of
+        its lease if a worker holds it or backs off from it. ``simulate`` jumps to it."""
+
+    @abstractmethod
+    def claim(
+        self,
+        *,
+        kinds: Iterable[str],
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+    ) -> list[TimerRow]:
+        """Take up to ``limit`` due timers for ``worker`` until ``lease_until``, in due order.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint rows.
+        A claim whose lease ran out (the worker crashed) is claimable again.
+        """
+
+    @abstractmethod
+    def finish(self, fired: Sequence[tuple[int, bool]], *, now: datetime) -> None:
+        """Mark claimed timers done: ``(id, late)`` pairs, one executemany."""
+
+    @abstractmethod
+    def fail(self, timer_id: int, *, error: str, retry_at: datetime | None) -> None:
+        """A handler failed: retry at ``retry_at``, or give up (state ``failed``) if None."""
+
+
+class OutboxRepository(ABC):
+    """Messages to deliver, written in the same transaction as the change that causes them."""
+
+    @abstractmethod
+    def enqueue(
+        self,
+        *,
+        key: str,
+        channel: str,
+        recipient: str,
+        audience: str,
+        template: str | None,
+        payload: Mapping[str, Any],
+        at: datetime,
+        escalation_id: int | None = None,
+    ) -> bool:
+        """Queue a message; ``False`` if a message with this key was already queued."""
+
+    @abstractmethod
+    def get(self, key: str) -> OutboxMessage | None: ...
+
+    @abstractmethod
+    def find(
+        self,
+        *,
+        escalation_id: int | None = None,
+        states: Iterable[str] | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[OutboxMessage]:
+        """In the order they were queued."""
+
+    @abstractmethod
+    def next_due(self) -> datetime | None: ...
+
+    @abstractmethod
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+        channels: Iterable[str] | None = None,
+    ) -> list[OutboxMessage]: ...
+
+    @abstractmethod
+    def mark_sent(self, ids: Sequence[int], *, at: datetime) -> None: ...
+
+    @abstractmethod
+    def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
+        """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
+
+
+class ActivityRepository(ABC):
+    """Product activity that threshold triggers count (who did what, how many times)."""
+
+    @abstractmethod
+    def record(self, *, actor: str, action: str, at: datetime, count: int = 1) -> None: ...
+
+    @abstractmethod
+    def total(
+        self, *, action: str, since: datetime, until: datetime, actor: str | None = None
+    ) -> int:
+        """Sum of counts in ``[since, until)``, for one actor or everyone."""
+
+    @abstractmethod
+    def by_actor(
+        self, *, action: str, since: datetime, until: datetime, more_than: int = 0
+    ) -> dict[str, int]:
+        """Actors whose total in ``[since, until)`` is above ``more_than``."""
+
+    @abstractmethod
+    def by_day(
+        self, *, actor: str, action: str, since: datetime, until: datetime, tz: tzinfo = UTC
+    ) -> dict[date, int]:
+        """Totals per local day (in ``tz``) in ``[since, until)``: for 'on several days'."""
+
+
+class AlertKeyRepository(ABC):
+    """Deduplication: a monitoring alert key → the escalation it opened."""
+
+    @abstractmethod
+    def get(self, key: str) -> int | None: ...
+
+    @abstractmethod
+    def bind(self, key: str, escalation_id: int, *, at: datetime) -> bool:
+        """Map the key to the escalation; ``False`` if the key is already mapped."""
+
+    @abstractmethod
+    def release(self, key: str) -> bool:
+        """Forget the key (the alert resolved); the next firing opens a new escalation."""
+
+
+class ActionLedger(ABC):
+    """The exactly-once ledger. Record an action's key in the same transaction as the
+    action: if the key is already there, the action was done and must be skipped."""
+
+    @abstractmethod
+    def record(self, key: str, *, worker: str, at: datetime) -> bool:
+        """``True`` if the key is new (go ahead), ``False`` if the action was done."""
+
+    @abstractmethod
+    def record_many(self, keys: Sequence[str], *, worker: str, at: datetime) -> set[str]:
+        """Record many keys at once; returns the ones that were new."""
+
+    @abstractmethod
+    def is_done(self, key: str) -> bool: ...
+
+
+class UnitOfWork(ABC):
+    """One transaction and the repositories that work in it."""
+
+    dialect: str
+    policies: PolicyRepository
+    escalations: EscalationRepository
+    timeline: TimelineRepository
+    timers: TimerRepository
+    outbox: OutboxRepository
+    activity: ActivityRepository
+    alert_keys: AlertKeyRepository
+    actions: ActionLedger
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Keep what the unit of work did (a later change starts a new transaction)."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Undo what it did since the last commit."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Undo only what happens inside the block if it raises."""
+
+
+class Store(ABC):
+    """Where escalations live: hands out units of work."""
+
+    @property
+    @abstractmethod
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql`` or ``memory``."""
+
+    @abstractmethod
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """A transaction; call ``uow.commit()`` to keep its work, otherwise it is rolled
+        back when the block ends (also on error). ``readonly=True`` is for pages and
+        reports."""
+
+    @abstractmethod
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision`` (the newest by default)."""
+
+    @abstractmethod
+    def current_revision(self) -> str | None:
+        """The schema revision the store is at (None: empty)."""
+
+    @abstractmethod
+    def dispose(self) -> None:
+        """Let go of connections (or, in memory, of everything)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for messages (a URL without its password)."""

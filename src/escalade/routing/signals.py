@@ -169,11 +169,13 @@ def read_signals(inp: EscalationInput, routing: Routing, *, with_sentiment: bool
         and inp.customer.monthly_value is not None
         and inp.customer.monthly_value > routing.vip_monthly_value
     )
-    return Signals.model_construct(
-        sentiment=score,
-        dissatisfied=(score < routing.dissatisfaction_below) if score is not None else None,
-        legal_language=bool(legal),
-        threatening_language=bool(threats),
-        vip=vip,
-        legal_phrases=legal + threats,
+    return Signals.model_validate(
+        dict(
+            sentiment=score,
+            dissatisfied=(score < routing.dissatisfaction_below) if score is not None else None,
+            legal_language=bool(legal),
+            threatening_language=bool(threats),
+            vip=vip,
+            legal_phrases=legal + threats,
+        )
     )

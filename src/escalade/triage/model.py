@@ -222,6 +222,7 @@ class TriageClassifier:
             (x[:, sl].tocsr(), coef, names, 1 if i == 0 else 3)
             for i, (coef, names, sl) in enumerate(self._blocks)
         ]
+        words = _top_words_batch(parts, order[:, 0])
         out: list[Prediction] = []
         for i in range(proba.shape[0]):
             best = int(order[i, 0])
@@ -232,35 +233,41 @@ class TriageClassifier:
                     probability=float(proba[i, best]),
                     runner_up=self.labels[second] if second is not None else None,
                     runner_up_probability=(float(proba[i, second]) if second is not None else None),
-                    top_words=_top_words(parts, i, best),
+                    top_words=words[i],
                     probabilities=dict(zip(self.labels, proba[i].tolist(), strict=True)),
                 )
             )
         return out
 
 
-def _top_words(
-    parts: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]], row: int, label: int
-) -> list[str]:
-    """The words (else character n-grams of 3+ letters) that pushed hardest to ``label``."""
+def _top_words_batch(
+    parts: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]], labels: np.ndarray
+) -> list[list[str]]:
+    """For each row, the words (else character n-grams of 3+ letters) that pushed hardest
+    to its label: contributions of all rows are computed and ordered in a few array
+    operations; only picking the words is a loop."""
+    n = len(labels)
+    found: list[list[str] | None] = [None] * n
     for x, coef, names, min_len in parts:
-        a, b = x.indptr[row], x.indptr[row + 1]
-        if a == b:
-            continue
-        idx = x.indices[a:b]
-        contrib = x.data[a:b] * coef[label, idx]
-        keep = np.flatnonzero(contrib > 0)
-        if keep.size == 0:
-            continue
-        best = keep[np.argsort(-contrib[keep], kind="stable")][: TOP_WORDS * 2]
-        words: list[str] = []
-        for j in best:
-            w = str(names[idx[j]]).strip()
-            if len(w) >= min_len and w not in words:
-                words.append(w)
-        if words:
-            return words[:TOP_WORDS]
-    return []
+        counts = np.diff(x.indptr)
+        rows = np.repeat(np.arange(n), counts)
+        contrib = x.data * coef[labels[rows], x.indices]
+        keep = contrib > 0
+        rows, cols, contrib = rows[keep], x.indices[keep], contrib[keep]
+        order = np.lexsort((-contrib, rows))  # by row, then strongest first (stable)
+        rows, cols = rows[order], cols[order]
+        starts = np.searchsorted(rows, np.arange(n + 1))
+        for r in range(n):
+            if found[r] is not None or starts[r] == starts[r + 1]:
+                continue
+            words: list[str] = []
+            for j in cols[starts[r] : min(starts[r + 1], starts[r] + TOP_WORDS * 2)]:
+                w = str(names[j]).strip()
+                if len(w) >= min_len and w not in words:
+                    words.append(w)
+            if words:
+                found[r] = words[:TOP_WORDS]
+    return [w or [] for w in found]
 
 
 # --------------------------------------------------------------------------- training

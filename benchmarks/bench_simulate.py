@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from escalade.batching import batch_gc
 from escalade.policy import load_policy
 from escalade.routing.loading import router_for
-from escalade.simulate.runner import batch_gc, run_scenario
+from escalade.simulate.runner import run_scenario
 from escalade.simulate.scenario import parse_scenario
 
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "policies" / "platform-operations.yaml"

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from escalade.batching import batch_gc
 from escalade.clock import SystemClock
 from escalade.policy import PolicyInvalid
 from escalade.routing.explain import explain
@@ -115,6 +116,15 @@ def route_command(
     except ModelLoadError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    with batch_gc():  # a batch builds up many objects: see escalade.batching
+        failed, total = _route_all(router, input_path, explain_flag)
+    if failed:
+        typer.echo(f"{failed} of {total} inputs could not be routed", err=True)
+        raise typer.Exit(1)
+
+
+def _route_all(router: Router, input_path: str, explain_flag: bool) -> tuple[int, int]:
+    """Read, route and print every input; how many failed and how many there were."""
     try:
         single, items = read_inputs(input_path)
     except InputError as exc:
@@ -126,7 +136,7 @@ def route_command(
             typer.echo(str(decision), err=True)
             raise typer.Exit(1)
         typer.echo(explain(decision) if explain_flag else decision.model_dump_json())
-        return
+        return 0, 1
     failed = 0
     out = sys.stdout
     for result in _decisions(router, items):
@@ -139,6 +149,4 @@ def route_command(
         else:
             out.write((explain(result) + "\n" if explain_flag else result.model_dump_json()) + "\n")
     out.flush()
-    if failed:
-        typer.echo(f"{failed} of {len(items)} inputs could not be routed", err=True)
-        raise typer.Exit(1)
+    return failed, len(items)

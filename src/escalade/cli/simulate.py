@@ -53,7 +53,8 @@ def simulate_command(
 ) -> None:
     """Run a scenario on a virtual clock and print what the engine did."""
     # imported here so that other commands start without the engine and the store
-    from escalade.simulate.runner import batch_gc, run_scenario
+    from escalade.batching import batch_gc
+    from escalade.simulate.runner import run_scenario
 
     if fmt not in ("jsonl", "table"):
         typer.echo(f"--format: '{fmt}' is not one of jsonl, table", err=True)

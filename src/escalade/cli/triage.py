@@ -124,6 +124,7 @@ def evaluate_command(
     now: str | None = typer.Option(None, help="--policy: routing time (ISO 8601)"),
 ) -> None:
     """Measure a model or a policy on labelled tickets (accuracy, F1, confusions)."""
+    from escalade.batching import batch_gc
     from escalade.policy import PolicyInvalid, load_policy
     from escalade.triage.data import HistoryError, read_history
     from escalade.triage.evaluate import format_table, predict_with_model, report
@@ -131,32 +132,37 @@ def evaluate_command(
 
     if (policy is None) == (model is None):
         _fail("give exactly one of --policy POLICY or --model MODEL")
-    try:
-        examples = read_history(labelled, label, text_column=text_column, label_column=label_column)
-        inputs = [e.input for e in examples]
-        predicted: list[str | None]
-        if model is not None:
-            clf = load_model(model)
-            predicted = predict_with_model(clf, inputs, min_confidence)
-            title = f"model {model} on {labelled} ({label}, min confidence {min_confidence:g})"
-        else:
-            assert policy is not None
-            from escalade.routing.loading import ModelLoadError
-            from escalade.triage.evaluate import predict_with_policy
+    with batch_gc():  # thousands of tickets and decisions: see escalade.batching
+        try:
+            examples = read_history(
+                labelled, label, text_column=text_column, label_column=label_column
+            )
+            inputs = [e.input for e in examples]
+            predicted: list[str | None]
+            if model is not None:
+                clf = load_model(model)
+                predicted = predict_with_model(clf, inputs, min_confidence)
+                title = f"model {model} on {labelled} ({label}, min confidence {min_confidence:g})"
+            else:
+                assert policy is not None
+                from escalade.routing.loading import ModelLoadError
+                from escalade.triage.evaluate import predict_with_policy
 
-            pol = load_policy(policy)
-            try:
-                predicted = predict_with_policy(pol, policy.parent, inputs, label, _parse_now(now))
-            except ModelLoadError as exc:
-                _fail(str(exc))
-                return
-            title = f"policy {policy} on {labelled} ({label})"
-    except (HistoryError, TriageModelError, ValueError) as exc:
-        _fail(str(exc))
-        return
-    except PolicyInvalid as exc:
-        _fail(str(exc))
-        return
+                pol = load_policy(policy)
+                try:
+                    predicted = predict_with_policy(
+                        pol, policy.parent, inputs, label, _parse_now(now)
+                    )
+                except ModelLoadError as exc:
+                    _fail(str(exc))
+                    return
+                title = f"policy {policy} on {labelled} ({label})"
+        except (HistoryError, TriageModelError, ValueError) as exc:
+            _fail(str(exc))
+            return
+        except PolicyInvalid as exc:
+            _fail(str(exc))
+            return
     rep: dict[str, Any] = report(
         [e.label for e in examples], predicted, [e.input.text for e in examples]
     )

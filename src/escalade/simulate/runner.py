@@ -7,12 +7,11 @@ merged in time order (ties in the order the engine did them).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from escalade.batching import batch_gc
 from escalade.clock import VirtualClock
 from escalade.escalation.lifecycle import Action
 from escalade.escalation.service import ActionRefused, EscalationService, NotFound
@@ -71,22 +70,6 @@ def run_scenario(
             return _run(db, scenario, policy, router)
     finally:
         db.dispose()
-
-
-@contextmanager
-def batch_gc(gen0: int = 50_000) -> Iterator[None]:
-    """Python's cycle collector, tuned for a run that only accumulates: what exists before
-    is frozen out of its scans, and it runs every ``gen0`` allocations instead of every
-    700 (a day with 1,000 escalations holds about a million objects; the default walks
-    them over and over). Restored afterwards."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(gen0, threshold[1], threshold[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:

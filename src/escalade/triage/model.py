@@ -41,6 +41,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
+from skops.io.exceptions import UntrustedTypesFoundException
 
 import escalade
 from escalade.routing.models import EscalationInput
@@ -451,17 +452,15 @@ def load_model(path: str | Path) -> TriageClassifier:
             f"{p}: the model file was altered after it was saved (SHA-256 does not match); "
             "retrain it with 'escalade triage train' or restore it from a copy"
         )
+    # One pass: skops refuses any type outside the list while it reads (asking for the
+    # file's types first would parse it twice, ≈ 0.4 s of every start-up).
     try:
-        untrusted = sio.get_untrusted_types(data=payload)
-    except Exception as exc:  # skops raises many kinds on a malformed payload
-        raise TriageModelError(f"{p}: damaged model payload ({exc})") from None
-    refused = sorted(set(untrusted) - TRUSTED_TYPES)
-    if refused:
+        pipeline = sio.loads(payload, trusted=sorted(TRUSTED_TYPES))
+    except UntrustedTypesFoundException:
+        refused = sorted(set(sio.get_untrusted_types(data=payload)) - TRUSTED_TYPES)
         raise TriageModelError(
             f"{p}: the model holds types Escalade does not trust: {', '.join(refused)}"
-        )
-    try:
-        pipeline = sio.loads(payload, trusted=list(untrusted))
+        ) from None
     except Exception as exc:  # skops raises many kinds on a malformed payload
         raise TriageModelError(f"{p}: damaged model payload ({exc})") from None
     if not isinstance(pipeline, Pipeline) or [str(c) for c in pipeline.classes_] != header.get(

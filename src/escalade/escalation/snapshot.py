@@ -7,6 +7,7 @@ policy version cannot change the ladder, targets or calendar of an escalation in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -62,9 +63,11 @@ def build_snapshot(
         },
         "warn_at": policy.sla.warn_at,
         "on_breach": [str(a) for a in policy.sla.on_breach],
-        "calendar": calendar.model_dump(mode="json"),
+        "calendar": _frozen_dump(calendar)[0],
+        "calendar_key": _frozen_dump(calendar)[1],
         "calendar_source": calendar_source,
-        "ladder": ladder.model_dump(mode="json") if ladder else None,
+        "ladder": _frozen_dump(ladder)[0] if ladder else None,
+        "ladder_key": _frozen_dump(ladder)[1] if ladder else None,
         "updates": _update_cadence(policy, decision),
         "postmortem": (
             {
@@ -84,6 +87,9 @@ def build_snapshot(
 
 def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
     raw = snapshot["calendar"]
+    key = snapshot.get("calendar_key")
+    if key is not None:  # snapshots since session 2 name their calendar by content hash
+        return _parsed(_CALENDARS, key, lambda: BusinessCalendar(Calendar.model_validate(raw)))
     return _by_identity(raw, lambda: _calendar(json.dumps(raw, sort_keys=True)))
 
 
@@ -97,7 +103,46 @@ def snapshot_ladder(snapshot: dict[str, Any]) -> Ladder | None:
     raw = snapshot.get("ladder")
     if not raw:
         return None
+    key = snapshot.get("ladder_key")
+    if key is not None:
+        return _parsed(_LADDERS, key, lambda: Ladder.model_validate(raw))
     return _by_identity(raw, lambda: _ladder(json.dumps(raw, sort_keys=True)))
+
+
+# Calendars and ladders in snapshots, parsed once per content (few distinct ones, many
+# escalations): a snapshot names each by the SHA-256 of its canonical JSON.
+_CALENDARS: dict[str, BusinessCalendar] = {}
+_LADDERS: dict[str, Ladder] = {}
+_PARSED_MAX = 1024
+
+
+def _parsed(cache: dict[str, T], key: str, parse: Callable[[], T]) -> T:
+    hit = cache.get(key)
+    if hit is None:
+        hit = parse()
+        with _IDENTITY_LOCK:
+            if len(cache) >= _PARSED_MAX:
+                cache.pop(next(iter(cache)))
+            cache[key] = hit
+    return hit
+
+
+# A policy's calendars and ladders as JSON and their content hash, made once per policy
+# object (policies are immutable and long-lived; holding the object keeps its id unique).
+_DUMPS: dict[int, tuple[object, dict[str, Any], str]] = {}
+
+
+def _frozen_dump(model: Calendar | Ladder) -> tuple[dict[str, Any], str]:
+    hit = _DUMPS.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1], hit[2]
+    dumped = model.model_dump(mode="json")
+    key = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
+    with _IDENTITY_LOCK:
+        if len(_DUMPS) >= _PARSED_MAX:
+            _DUMPS.pop(next(iter(_DUMPS)))
+        _DUMPS[id(model)] = (model, dumped, key)
+    return dumped, key
 
 
 # A store may hand back the very same snapshot object on every read (the memory store

@@ -27,7 +27,7 @@ import heapq
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -932,6 +932,36 @@ class MemoryUnitOfWork(UnitOfWork):
             raise
 
 
+class _Unit(AbstractContextManager[UnitOfWork]):
+    """One unit of work of a memory store: holds the store's lock, rolls back what was not
+    committed, and hands the unit of work back for reuse (a class, not a generator: the
+    engine opens tens of thousands of them in a simulated day)."""
+
+    __slots__ = ("store", "uow")
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> UnitOfWork:
+        store = self.store
+        store._lock.acquire()
+        try:
+            self.uow = store._idle.pop() if store._idle else MemoryUnitOfWork(store._data)
+        except BaseException:
+            store._lock.release()
+            raise
+        return self.uow
+
+    def __exit__(self, *exc: object) -> None:
+        store, uow = self.store, self.uow
+        try:
+            uow.rollback()
+            if uow._txn.data is store._data:
+                store._idle.append(uow)
+        finally:
+            store._lock.release()
+
+
 class MemoryStore(Store):
     """A store that lives in this process and ends with it (``simulate``, fast tests)."""
 
@@ -948,16 +978,8 @@ class MemoryStore(Store):
     def engine(self) -> Any:
         raise AttributeError("the memory store has no SQL engine")
 
-    @contextmanager
-    def unit_of_work(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
-        with self._lock:
-            uow = self._idle.pop() if self._idle else MemoryUnitOfWork(self._data)
-            try:
-                yield uow
-            finally:
-                uow.rollback()
-                if uow._txn.data is self._data:
-                    self._idle.append(uow)
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractContextManager[UnitOfWork]:
+        return _Unit(self)
 
     def upgrade(self, revision: str = "head") -> None:
         """Nothing to migrate: the structures are always current."""

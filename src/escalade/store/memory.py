@@ -1,14 +1,14 @@
 """``MemoryStore``: the store's repositories over plain Python structures, for ``simulate``.
 
 Each class here implements its interface in ``interface.py``, as the SQL classes in
-``db.py`` and ``repositories.py`` do, with the same meaning: the store tests run against
-SQLite, PostgreSQL and this store, and ``tests/store/test_memory_equivalence.py`` holds
-it to SQLite on random sequences of the engine's operations. It does not load
-SQLAlchemy. ``simulate`` uses it
-because a scenario's database is thrown away anyway and a day with a thousand escalations
-is hundreds of thousands of statements: here each one is a dictionary operation instead of
-an SQLAlchemy round trip. ``tests/test_simulate_stores.py`` runs every example scenario on
-both this store and SQLite and requires identical output.
+``db.py`` and ``repositories.py`` do, with the same meaning (ADR 0005). The store and
+engine tests run on SQLite, PostgreSQL and this store; ``tests/store/test_memory_equivalence.py``
+holds it to SQLite on random sequences of the engine's operations; every example scenario
+must print the same on both (``tests/test_scenarios.py``). It does not load SQLAlchemy.
+
+``simulate`` uses it because a scenario's database is thrown away anyway and a day with a
+thousand escalations is hundreds of thousands of statements: here each one is a
+dictionary operation instead of an SQLAlchemy round trip.
 
 Semantics kept from the databases:
 

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from escalade.store import StoreError  # the store's interface: no SQLAlchemy
+
 if TYPE_CHECKING:
     from escalade.store.db import SqlStore
 
@@ -16,7 +18,6 @@ URL_HELP = "Database URL (default: $ESCALADE_DATABASE_URL, else sqlite:///./esca
 
 def open_store(url: str | None) -> SqlStore:
     """The store named by ``--url`` or the environment; a clear message if it is unusable."""
-    from escalade.store import StoreError
     from escalade.store.db import SqlStore  # SQLAlchemy: only for commands that need it
 
     try:
@@ -28,8 +29,6 @@ def open_store(url: str | None) -> SqlStore:
 
 def require_current_schema(store: SqlStore) -> None:
     """Exit with a clear message unless the database is migrated to the newest schema."""
-    from escalade.store import StoreError
-
     try:
         revision = store.current_revision()
     except StoreError as exc:
@@ -52,8 +51,6 @@ def db_upgrade(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Apply the migrations shipped with Escalade (safe to run again)."""
-    from escalade.store import StoreError
-
     store = open_store(url)
     try:
         before = store.current_revision()
@@ -73,8 +70,6 @@ def db_upgrade(
 @db_app.command("current")
 def db_current(url: str | None = typer.Option(None, "--url", help=URL_HELP)) -> None:
     """Print the schema revision of the database and whether it is the newest."""
-    from escalade.store import StoreError
-
     store = open_store(url)
     try:
         current = store.current_revision()

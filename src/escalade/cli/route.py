@@ -12,10 +12,9 @@ import typer
 from pydantic import ValidationError
 
 from escalade.batching import batch_gc
+from escalade.cli.policyfile import router_or_exit
 from escalade.clock import SystemClock
-from escalade.policy import PolicyInvalid
 from escalade.routing.explain import explain
-from escalade.routing.loading import ModelLoadError, load_router
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router, RoutingInputError
 
@@ -108,14 +107,7 @@ def route_command(
     explain_flag: bool = typer.Option(False, "--explain", help="Print for a person, not JSON"),
 ) -> None:
     """Route escalation inputs with a policy and print the decisions (spec/route.md)."""
-    try:
-        router = load_router(policy)
-    except PolicyInvalid as exc:
-        typer.echo(f"{policy}: invalid policy:\n{exc}", err=True)
-        raise typer.Exit(1) from None
-    except ModelLoadError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    router = router_or_exit(policy)
     with batch_gc():  # a batch builds up many objects: see escalade.batching
         failed, total = _route_all(router, input_path, explain_flag)
     if failed:

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from escalade.cli.db import require_current_schema
-from escalade.policy import PolicyInvalid, load_policy
-from escalade.routing.loading import ModelLoadError, router_for
+from escalade.cli.policyfile import router_or_exit
 from escalade.settings import Settings
 
 
@@ -36,31 +35,16 @@ def serve_command(
     if settings.policy_path is None:
         typer.echo("no policy: give --policy FILE or set ESCALADE_POLICY", err=True)
         raise typer.Exit(1)
-    try:
-        active = load_policy(settings.policy_path)
-        router = router_for(active, settings.policy_path)
-    except PolicyInvalid as exc:
-        typer.echo(f"{settings.policy_path}: invalid policy:\n{exc}", err=True)
-        raise typer.Exit(1) from None
-    except ModelLoadError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    router = router_or_exit(settings.policy_path)
+    active = router.policy
     store = SqlStore.from_settings(settings)
     require_current_schema(store)
     clock = SystemClock()
     service = EscalationService(store, clock)
     service.apply_policy(active, router=router, by="serve")
     engine = escalation_engine(service, LoggingChannel(service)) if with_engine else None
-    try:
-        app = create_app(
-            settings, active, settings.policy_path, clock, service=service, engine=engine
-        )
-    except PolicyInvalid as exc:
-        typer.echo(f"{settings.policy_path}: invalid policy:\n{exc}", err=True)
-        raise typer.Exit(1) from None
-    except ModelLoadError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    # the service holds the router: the app reads nothing again
+    app = create_app(settings, active, settings.policy_path, clock, service=service, engine=engine)
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "
         f"(database {store.describe()}{', engine in-process' if engine else ''})",

@@ -8,11 +8,9 @@ from typing import Any
 
 import typer
 
-from escalade.policy import PolicyInvalid, load_policy
-from escalade.routing.loading import ModelLoadError, router_for
+from escalade.cli.policyfile import router_or_exit
+from escalade.simulate import STORES
 from escalade.simulate.scenario import ScenarioInvalid, load_scenario
-
-STORES = ("memory", "sqlite")  # as escalade.simulate.runner.STORES (checked by the tests)
 
 
 def _policy_path(scenario_file: Path, given: Path | None, named: Path | None) -> Path | None:
@@ -72,17 +70,9 @@ def simulate_command(
     if path is None:
         typer.echo(f"{scenario}: no policy: give --policy or a 'policy:' key", err=True)
         raise typer.Exit(1)
+    router = router_or_exit(path)
     try:
-        active = load_policy(path)
-        router = router_for(active, path)
-    except PolicyInvalid as exc:
-        typer.echo(f"{path}: invalid policy:\n{exc}", err=True)
-        raise typer.Exit(1) from None
-    except ModelLoadError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    try:
-        rows = run_scenario(parsed, active, router, store=store)
+        rows = run_scenario(parsed, router.policy, router, store=store)
     except ScenarioInvalid as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -37,6 +37,7 @@ from escalade.escalation.messages import (
 from escalade.escalation.notify import Message, apply_handling, render
 from escalade.escalation.snapshot import (
     PlannedTimer,
+    business_calendar,
     followup_timer,
     ladder_timers,
     level_timers,
@@ -51,7 +52,6 @@ from escalade.policy.models import (
 )
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router
-from escalade.sla.calendar import BusinessCalendar
 from escalade.store import Store, UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
@@ -363,7 +363,7 @@ class EscalationService:
         if level is None:
             return
         calendar = (
-            BusinessCalendar(policy.get_calendar(level.calendar))
+            business_calendar(policy.get_calendar(level.calendar))
             if level.calendar
             else snapshot_calendar(esc.snapshot)
         )

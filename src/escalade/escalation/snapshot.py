@@ -13,8 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from escalade.policy.models import Calendar, Ladder, Level, Policy
 from escalade.routing.models import Decision
@@ -47,6 +46,8 @@ def build_snapshot(
         policy.get_ladder(priority.ladder) if priority and priority.ladder else None
     )
     postmortem = priority.postmortem if priority else None
+    calendar_json, calendar_key = _frozen_dump(calendar)
+    ladder_json, ladder_key = _frozen_dump(ladder) if ladder else (None, None)
     return {
         "policy_id": policy.id,
         "decision": decision.model_dump(mode="json"),
@@ -63,11 +64,11 @@ def build_snapshot(
         },
         "warn_at": policy.sla.warn_at,
         "on_breach": [str(a) for a in policy.sla.on_breach],
-        "calendar": _frozen_dump(calendar)[0],
-        "calendar_key": _frozen_dump(calendar)[1],
+        "calendar": calendar_json,
+        "calendar_key": calendar_key,
         "calendar_source": calendar_source,
-        "ladder": _frozen_dump(ladder)[0] if ladder else None,
-        "ladder_key": _frozen_dump(ladder)[1] if ladder else None,
+        "ladder": ladder_json,
+        "ladder_key": ladder_key,
         "updates": _update_cadence(policy, decision),
         "postmortem": (
             {
@@ -87,47 +88,50 @@ def build_snapshot(
 
 def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
     raw = snapshot["calendar"]
-    key = snapshot.get("calendar_key")
-    if key is not None:  # snapshots since session 2 name their calendar by content hash
-        return _parsed(_CALENDARS, key, lambda: BusinessCalendar(Calendar.model_validate(raw)))
-    return _by_identity(raw, lambda: _calendar(json.dumps(raw, sort_keys=True)))
-
-
-@lru_cache(maxsize=256)
-def _calendar(raw: str) -> BusinessCalendar:
-    # few distinct calendars, many escalations: build each (and its holiday cache) once
-    return BusinessCalendar(Calendar.model_validate_json(raw))
+    key = snapshot.get("calendar_key") or _content_key(raw)  # snapshots of session 1: none
+    return _parsed(_CALENDARS, key, lambda: BusinessCalendar(Calendar.model_validate(raw)))
 
 
 def snapshot_ladder(snapshot: dict[str, Any]) -> Ladder | None:
     raw = snapshot.get("ladder")
     if not raw:
         return None
-    key = snapshot.get("ladder_key")
-    if key is not None:
-        return _parsed(_LADDERS, key, lambda: Ladder.model_validate(raw))
-    return _by_identity(raw, lambda: _ladder(json.dumps(raw, sort_keys=True)))
+    key = snapshot.get("ladder_key") or _content_key(raw)
+    return _parsed(_LADDERS, key, lambda: Ladder.model_validate(raw))
 
 
-# Calendars and ladders in snapshots, parsed once per content (few distinct ones, many
-# escalations): a snapshot names each by the SHA-256 of its canonical JSON.
+def business_calendar(calendar: Calendar) -> BusinessCalendar:
+    """A policy calendar ready for business-time arithmetic, built once per content."""
+    _, key = _frozen_dump(calendar)
+    return _parsed(_CALENDARS, key, lambda: BusinessCalendar(calendar))
+
+
+def _content_key(value: Any) -> str:
+    """SHA-256 of the canonical JSON: the name a snapshot gives its calendar and ladder."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+# Calendars (with their holiday caches) and ladders in snapshots, parsed once per content:
+# few distinct ones, many escalations.
 _CALENDARS: dict[str, BusinessCalendar] = {}
 _LADDERS: dict[str, Ladder] = {}
-_PARSED_MAX = 1024
+_CACHE_MAX = 1024
+_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 def _parsed(cache: dict[str, T], key: str, parse: Callable[[], T]) -> T:
     hit = cache.get(key)
     if hit is None:
         hit = parse()
-        with _IDENTITY_LOCK:
-            if len(cache) >= _PARSED_MAX:
+        with _LOCK:
+            if len(cache) >= _CACHE_MAX:
                 cache.pop(next(iter(cache)))
             cache[key] = hit
     return hit
 
 
-# A policy's calendars and ladders as JSON and their content hash, made once per policy
+# A policy's calendars and ladders as JSON and their content key, made once per policy
 # object (policies are immutable and long-lived; holding the object keeps its id unique).
 _DUMPS: dict[int, tuple[object, dict[str, Any], str]] = {}
 
@@ -137,39 +141,12 @@ def _frozen_dump(model: Calendar | Ladder) -> tuple[dict[str, Any], str]:
     if hit is not None and hit[0] is model:
         return hit[1], hit[2]
     dumped = model.model_dump(mode="json")
-    key = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
-    with _IDENTITY_LOCK:
-        if len(_DUMPS) >= _PARSED_MAX:
+    key = _content_key(dumped)
+    with _LOCK:
+        if len(_DUMPS) >= _CACHE_MAX:
             _DUMPS.pop(next(iter(_DUMPS)))
         _DUMPS[id(model)] = (model, dumped, key)
     return dumped, key
-
-
-# A store may hand back the very same snapshot object on every read (the memory store
-# does): then the parsed calendar or ladder is found by identity, without encoding the
-# snapshot part to find it by content. Holding the object keeps its id from being reused;
-# snapshots are never changed in place.
-_IDENTITY: dict[int, tuple[object, Any]] = {}
-_IDENTITY_MAX = 4096
-_IDENTITY_LOCK = threading.Lock()
-T = TypeVar("T")
-
-
-def _by_identity(raw: object, parse: Callable[[], T]) -> T:
-    hit = _IDENTITY.get(id(raw))
-    if hit is not None and hit[0] is raw:
-        return cast(T, hit[1])
-    value = parse()
-    with _IDENTITY_LOCK:
-        if len(_IDENTITY) >= _IDENTITY_MAX:
-            _IDENTITY.pop(next(iter(_IDENTITY)))
-        _IDENTITY[id(raw)] = (raw, value)
-    return value
-
-
-@lru_cache(maxsize=256)
-def _ladder(raw: str) -> Ladder:
-    return Ladder.model_validate_json(raw)
 
 
 def sla_timers(

@@ -21,6 +21,7 @@ from escalade.oncall.schedule import Override as OncallOverride
 from escalade.policy.loader import Problem
 from escalade.policy.models import Policy
 from escalade.routing.router import Router, RoutingInputError
+from escalade.simulate import STORES
 from escalade.simulate.scenario import (
     Act,
     Activity,
@@ -42,9 +43,6 @@ class SimulationError(Exception):
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-STORES = ("memory", "sqlite")
 
 
 def run_scenario(

@@ -126,8 +126,10 @@ def _when(value: Any, start: datetime | None) -> datetime:
         if t.tzinfo is None:
             raise ValueError(f"'{value}' needs an offset, e.g. {value}Z or {value}-05:00")
         return t
-    if start is None:
-        raise ValueError("no start time to count from")
+    if start is None:  # reading ``start`` itself: only a time will do
+        raise ValueError(
+            f"'{value}' is not an ISO 8601 time with an offset, e.g. 2026-03-07T23:50:00-05:00"
+        )
     try:
         return start + parse_duration(value)
     except DurationError as exc:

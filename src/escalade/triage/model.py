@@ -46,6 +46,7 @@ from skops.io.exceptions import UntrustedTypesFoundException
 import escalade
 from escalade.routing.models import EscalationInput
 from escalade.routing.signals import sentiment
+from escalade.triage.fastchar import WordCachedCharTfidf, fast_char_transform
 
 FORMAT = "escalade-triage-model"
 FORMAT_VERSION = 1
@@ -194,6 +195,19 @@ class TriageClassifier:
             sl = self._slices[block]
             names = np.asarray(features.named_transformers_[block].get_feature_names_out())
             self._blocks.append((coef[:, sl], names, sl))
+        # Each output block's fitted transformer and input columns, in output order; the
+        # character block is computed word by word (escalade.triage.fastchar).
+        self._steps: list[tuple[str, Any, Any]] = sorted(
+            (
+                (name, transformer, columns)
+                for name, transformer, columns in features.transformers_
+                if name in self._slices and self._slices[name].stop > self._slices[name].start
+            ),
+            key=lambda step: self._slices[step[0]].start,
+        )
+        self._fast_char: WordCachedCharTfidf | None = fast_char_transform(
+            features.named_transformers_["char"]
+        )
 
     @property
     def field(self) -> str:
@@ -212,18 +226,32 @@ class TriageClassifier:
     def predict(self, inp: EscalationInput) -> Prediction:
         return self.predict_many([inp])[0]
 
+    def transform(self, rows: np.ndarray) -> sp.csr_matrix:
+        """The pipeline's feature matrix for ``feature_rows`` output: the same numbers as
+        its ``ColumnTransformer``, with the character block computed word by word."""
+        if self._fast_char is None:
+            return sp.csr_matrix(self._features.transform(rows))
+        blocks = []
+        for name, transformer, columns in self._steps:
+            part = rows[:, columns]
+            if name == "char":
+                blocks.append(self._fast_char.transform(part))
+            else:
+                blocks.append(sp.csr_matrix(transformer.transform(part)))
+        return sp.csr_matrix(sp.hstack(blocks, format="csr"))
+
     def predict_many(self, inputs: Sequence[EscalationInput]) -> list[Prediction]:
         """Predictions for many inputs at once (one vectorised pass)."""
         if not inputs:
             return []
-        x = sp.csr_matrix(self._features.transform(feature_rows(inputs)))
+        x = self.transform(feature_rows(inputs))
         proba = np.asarray(self._clf.predict_proba(x))
         order = np.argsort(-proba, axis=1, kind="stable")
         parts = [
-            (x[:, sl].tocsr(), coef, names, 1 if i == 0 else 3)
+            (sl, coef, names, 1 if i == 0 else 3)
             for i, (coef, names, sl) in enumerate(self._blocks)
         ]
-        words = _top_words_batch(parts, order[:, 0])
+        words = _top_words_batch(x, parts, order[:, 0])
         out: list[Prediction] = []
         for i in range(proba.shape[0]):
             best = int(order[i, 0])
@@ -242,27 +270,34 @@ class TriageClassifier:
 
 
 def _top_words_batch(
-    parts: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]], labels: np.ndarray
+    x_all: sp.csr_matrix,
+    parts: list[tuple[slice, np.ndarray, np.ndarray, int]],
+    labels: np.ndarray,
 ) -> list[list[str]]:
     """For each row, the words (else character n-grams of 3+ letters) that pushed hardest
     to its label: contributions of all rows are computed and ordered in a few array
-    operations; only picking the words is a loop."""
+    operations; only picking the words is a loop. A block is only read for the rows the
+    blocks before it left without words (the character block is rarely needed)."""
     n = len(labels)
     found: list[list[str] | None] = [None] * n
-    for x, coef, names, min_len in parts:
+    for sl, coef, names, min_len in parts:
+        wanting = np.flatnonzero([w is None for w in found])
+        if not wanting.size:
+            break
+        x = (x_all[wanting] if wanting.size < n else x_all)[:, sl].tocsr()
         counts = np.diff(x.indptr)
-        rows = np.repeat(np.arange(n), counts)
-        contrib = x.data * coef[labels[rows], x.indices]
+        rows = np.repeat(np.arange(wanting.size), counts)
+        contrib = x.data * coef[labels[wanting][rows], x.indices]
         keep = contrib > 0
         rows, cols, contrib = rows[keep], x.indices[keep], contrib[keep]
         order = np.lexsort((-contrib, rows))  # by row, then strongest first (stable)
         rows, cols = rows[order], cols[order]
-        starts = np.searchsorted(rows, np.arange(n + 1))
-        for r in range(n):
-            if found[r] is not None or starts[r] == starts[r + 1]:
+        starts = np.searchsorted(rows, np.arange(wanting.size + 1))
+        for k, r in enumerate(wanting.tolist()):
+            if starts[k] == starts[k + 1]:
                 continue
             words: list[str] = []
-            for j in cols[starts[r] : min(starts[r + 1], starts[r] + TOP_WORDS * 2)]:
+            for j in cols[starts[k] : min(starts[k + 1], starts[k] + TOP_WORDS * 2)]:
                 w = str(names[j]).strip()
                 if len(w) >= min_len and w not in words:
                     words.append(w)

@@ -9,6 +9,7 @@ import yaml
 
 from escalade.policy import Policy, policy_from_text
 from escalade.routing import EscalationInput, RoutingInputError, route
+from escalade.routing.router import Router
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -256,6 +257,36 @@ def test_model_labels_mapped_to_one_team_add_up() -> None:
     assert (guess.label, guess.probability) == ("billing", 0.66)
     assert (guess.runner_up, guess.runner_up_probability) == ("engineering", 0.34)
     assert any("probability 0.66 (sum of 3 model labels)" in r for r in d.reasons)
+
+
+def test_label_groups_follow_each_predictions_own_label_order() -> None:
+    # the router works out how labels group once per label order: a model whose
+    # probabilities come in another order (or another model) still adds up right
+    router = Router(LEARNED, {"team": FixedModel({"crash": 0.6, "refund": 0.3, "fee": 0.1})})
+    first = router.route(EscalationInput(subject="a"), NOW)
+    reordered = {"fee": 0.1, "refund": 0.3, "crash": 0.6}
+    other = FixedModel(reordered).predict(EscalationInput(subject="b"))
+    other_order = router.route(EscalationInput(subject="b"), NOW, {"team": other})
+    billing = FixedModel({"fee": 0.2, "crash": 0.25, "refund": 0.35, "unknown": 0.2})
+    third = router.route(
+        EscalationInput(subject="c"), NOW, {"team": billing.predict(EscalationInput(subject="c"))}
+    )
+    assert (first.team, first.triage[0].probability) == ("engineering", 0.6)
+    assert (other_order.team, other_order.triage[0].probability) == ("engineering", 0.6)
+    assert (other_order.triage[0].runner_up, other_order.triage[0].runner_up_probability) == (
+        "billing",
+        0.4,
+    )
+    # an unmapped label keeps its own id; billing's three intents add up to 0.55
+    assert (third.team, third.triage[0].probability) == ("billing", 0.55)
+    assert third.triage[0].runner_up == "engineering"
+
+
+def test_equal_sums_go_to_the_first_id_the_model_lists() -> None:
+    model = FixedModel({"crash": 0.5, "refund": 0.25, "fee": 0.25})
+    d = route(LEARNED, EscalationInput(subject="tie"), NOW, {"team": model})
+    assert (d.team, d.triage[0].runner_up) == ("engineering", "billing")
+    assert d.triage[0].probability == d.triage[0].runner_up_probability == 0.5
 
 
 def test_model_below_confidence_goes_to_a_person() -> None:

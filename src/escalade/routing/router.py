@@ -103,6 +103,7 @@ class Router:
         self._triage: dict[str, TriageModel] = {t.field: t for t in policy.routing.triage}
         self._team_ids = {t.id for t in policy.teams}
         self._response_cache: dict[tuple[Any, ...], str | None] = {}
+        self._groupings: dict[tuple[str, tuple[str, ...]], _Grouping] = {}
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
         conditions = [r.when for r in policy.routing.rules] + [
@@ -510,7 +511,7 @@ class Router:
         if spec is None or clf is None:
             return None
         pred = preds.get(field_name) or clf.predict(inp)
-        label, probability, runner, runner_p, summed = _mapped(pred, spec.label_map)
+        label, probability, runner, runner_p, summed = self._mapped(field_name, pred, spec)
         accepted = probability >= spec.min_confidence
         st.guesses.append(
             TriageGuess.model_validate(
@@ -547,6 +548,29 @@ class Router:
             return None
         st.reasons.append(base)
         return label
+
+    def _mapped(
+        self, field_name: str, pred: PredictionLike, spec: TriageModel
+    ) -> tuple[str, float, str | None, float | None, str]:
+        """The model's answer in the policy's ids. When several model labels map to one id
+        (a model trained on intents, a policy routing to teams), their probabilities add
+        up, in the model's label order; how the labels group is worked out once per model."""
+        dist = getattr(pred, "probabilities", None)
+        if not spec.label_map or not dist:
+            return _mapped_label(pred, spec.label_map)
+        key = (field_name, tuple(dist))
+        grouping = self._groupings.get(key)
+        if grouping is None:
+            grouping = self._groupings[key] = _Grouping.of(key[1], spec.label_map)
+        sums = [0.0] * len(grouping.ids)
+        for g, p in zip(grouping.index, dist.values(), strict=True):
+            sums[g] += p
+        ranked = sorted(range(len(sums)), key=lambda g: -sums[g])  # stable: first seen wins
+        best = ranked[0]
+        runner = (grouping.ids[ranked[1]], sums[ranked[1]]) if len(ranked) > 1 else (None, None)
+        size = grouping.sizes[best]
+        summed = f" (sum of {size} model labels)" if size > 1 else ""
+        return grouping.ids[best], sums[best], runner[0], runner[1], summed
 
     # ------------------------------------------------------------------ conditions
 
@@ -649,25 +673,28 @@ class Router:
         return "; ".join(parts)
 
 
-def _mapped(
+@dataclass(frozen=True)
+class _Grouping:
+    """How a model's labels (in the order its probabilities come) add up into policy ids."""
+
+    index: tuple[int, ...]  # each model label's policy id, as a position in ``ids``
+    ids: tuple[str, ...]  # policy ids in order of first appearance
+    sizes: tuple[int, ...]  # how many model labels map to each id
+
+    @classmethod
+    def of(cls, labels: Sequence[str], label_map: Mapping[str, str]) -> _Grouping:
+        ids: dict[str, int] = {}
+        index = tuple(ids.setdefault(label_map.get(raw, raw), len(ids)) for raw in labels)
+        sizes = [0] * len(ids)
+        for g in index:
+            sizes[g] += 1
+        return cls(index, tuple(ids), tuple(sizes))
+
+
+def _mapped_label(
     pred: PredictionLike, label_map: Mapping[str, str]
 ) -> tuple[str, float, str | None, float | None, str]:
-    """The model's answer in the policy's ids. When several model labels map to one id
-    (a model trained on intents, a policy routing to teams), their probabilities add up."""
-    dist = getattr(pred, "probabilities", None)
-    if label_map and dist:
-        sums: dict[str, float] = {}
-        parts: dict[str, list[str]] = {}
-        for raw, p in dist.items():
-            key = label_map.get(raw, raw)
-            sums[key] = sums.get(key, 0.0) + p
-            parts.setdefault(key, []).append(raw)
-        ranked = sorted(sums.items(), key=lambda kv: -kv[1])
-        best, best_p = ranked[0]
-        runner = ranked[1] if len(ranked) > 1 else (None, None)
-        many = len(parts[best]) > 1
-        summed = f" (sum of {len(parts[best])} model labels)" if many else ""
-        return best, best_p, runner[0], runner[1], summed
+    """A model's top label and runner-up in the policy's ids, one by one."""
     label = label_map.get(pred.label, pred.label)
     runner_label = label_map.get(pred.runner_up, pred.runner_up) if pred.runner_up else None
     return label, pred.probability, runner_label, pred.runner_up_probability, ""

@@ -181,19 +181,96 @@ def test_train_refuses_a_single_label() -> None:
 # --------------------------------------------------------------------------- safe files
 
 
-def _rewrite(path: Path, out: Path, edit_header: Any = None, payload: bytes | None = None) -> None:
+def _rewrite(
+    path: Path,
+    out: Path,
+    edit_header: Any = None,
+    payload: bytes | None = None,
+    vocabularies: bytes | None = None,
+    drop: str | None = None,
+) -> None:
+    """Copy a model file with its metadata edited or a member replaced or left out."""
     with zipfile.ZipFile(path) as zf:
-        header = json.loads(zf.read("escalade-triage.json"))
-        body = zf.read("model.skops")
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["escalade-triage.json"])
     if edit_header:
         edit_header(header)
+    members["escalade-triage.json"] = json.dumps(header).encode()
     if payload is not None:
-        body = payload
+        members["model.skops"] = payload
+    if vocabularies is not None:
+        members["vocabularies.json"] = vocabularies
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("escalade-triage.json", json.dumps(header))
-        zf.writestr("model.skops", body)
+        for name, data in members.items():
+            if name != drop:
+                zf.writestr(name, data)
     out.write_bytes(buf.getvalue())
+
+
+def _resign(header: dict[str, Any], payload: bytes, vocabularies: bytes | None) -> None:
+    """What someone rewriting a file by hand would do: recompute its digests."""
+    header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+    if vocabularies is not None:
+        header["vocabularies_sha256"] = hashlib.sha256(vocabularies).hexdigest()
+    header["sha256"] = model_mod._digest(header, payload, vocabularies)
+
+
+def test_vocabularies_are_stored_beside_the_payload(
+    trained: tuple[TriageClassifier, Path],
+) -> None:
+    clf, path = trained
+    with zipfile.ZipFile(path) as zf:
+        vocabularies = json.loads(zf.read("vocabularies.json"))
+    words = clf.pipeline.named_steps["features"].named_transformers_["word"]
+    assert set(vocabularies) == {"word", "char"}
+    assert vocabularies["word"] == sorted(words.vocabulary_, key=words.vocabulary_.__getitem__)
+    assert hasattr(words, "vocabulary_")  # saving left the live model whole
+
+
+def test_vocabularies_changed_on_disk_are_refused(
+    trained: tuple[TriageClassifier, Path], tmp_path: Path
+) -> None:
+    _, path = trained
+    with zipfile.ZipFile(path) as zf:
+        vocabularies = json.loads(zf.read("vocabularies.json"))
+    vocabularies["word"][0], vocabularies["word"][1] = (
+        vocabularies["word"][1],
+        vocabularies["word"][0],
+    )
+    swapped = json.dumps(vocabularies).encode()
+    bad = tmp_path / "vocab.model"
+    _rewrite(path, bad, vocabularies=swapped)
+    with pytest.raises(TriageModelError, match=r"vocab\.model: the model file was altered"):
+        load_model(bad)
+    missing = tmp_path / "novocab.model"
+    _rewrite(path, missing, drop="vocabularies.json")
+    with pytest.raises(TriageModelError, match=r"novocab\.model: damaged .*no vocabularies"):
+        load_model(missing)
+    # rewritten by hand with fresh digests, a vocabulary that does not fit is still refused
+    with zipfile.ZipFile(path) as zf:
+        payload = zf.read("model.skops")
+    short = json.dumps({**vocabularies, "word": vocabularies["word"][:-1]}).encode()
+    resigned = tmp_path / "resigned.model"
+    _rewrite(path, resigned, lambda h: _resign(h, payload, short), vocabularies=short)
+    with pytest.raises(TriageModelError, match=r"resigned\.model: damaged .*vocabularies do not"):
+        load_model(resigned)
+
+
+def test_format_1_models_still_load(trained: tuple[TriageClassifier, Path], tmp_path: Path) -> None:
+    # format 1 kept the vocabularies inside the skops payload
+    clf, path = trained
+    payload = model_mod.sio.dumps(clf.pipeline)
+
+    def as_format_1(h: dict[str, Any]) -> None:
+        h["format_version"] = 1
+        del h["vocabularies_sha256"]
+        _resign(h, payload, None)
+
+    old = tmp_path / "format1.model"
+    _rewrite(path, old, as_format_1, payload=payload, drop="vocabularies.json")
+    probe = [EscalationInput(subject="I was charged twice"), EscalationInput(subject="crash")]
+    assert load_model(old).predict_many(probe) == clf.predict_many(probe)
 
 
 def test_flipped_byte_is_refused(trained: tuple[TriageClassifier, Path], tmp_path: Path) -> None:
@@ -228,7 +305,10 @@ def test_model_from_another_version_is_refused(
     _, path = trained
     other = tmp_path / "future.model"
     _rewrite(path, other, lambda h: h.update(format_version=99))
-    with pytest.raises(TriageModelError, match=r"future\.model: made with triage model format 99"):
+    with pytest.raises(
+        TriageModelError,
+        match=r"future\.model: made with triage model format 99; .* reads formats 1 and 2",
+    ):
         load_model(other)
 
     def old_sklearn(h: dict[str, Any]) -> None:
@@ -556,6 +636,8 @@ def test_cli_train_and_info(tmp_path: Path) -> None:
             ).encode()
             + b"\n"
             + zipfile.ZipFile(out).read("model.skops")
+            + b"\n"
+            + zipfile.ZipFile(out).read("vocabularies.json")
         ).hexdigest()
     )
 

@@ -5,15 +5,19 @@ boundaries) TF-IDF of the subject and description, beside the signals routing re
 (VADER dissatisfaction score, customer tier, monthly value, users affected, amount), into
 a linear SVM whose scores are calibrated into probabilities (sigmoid, cross-validated).
 
-The file is a zip holding ``escalade-triage.json`` (metadata) and ``model.skops`` (the
-pipeline in skops format, never pickle). The metadata carries the model-format version,
-the library versions and a SHA-256 over metadata and payload; loading refuses a file from
-another format or scikit-learn version, one altered on disk, or one holding any type not on
-an explicit list of trusted types.
+The file is a zip holding ``escalade-triage.json`` (metadata), ``model.skops`` (the
+pipeline in skops format, never pickle) and ``vocabularies.json`` (each TF-IDF block's
+n-grams in column order: skops would read a vocabulary as one audited node per n-gram,
+≈ 0.4 s of every start-up with a model, where JSON takes milliseconds). The metadata
+carries the model-format version, the library versions and a SHA-256 over metadata,
+payload and vocabularies; loading refuses a file from another format or scikit-learn
+version, one altered on disk, or one holding any type not on an explicit list of trusted
+types. Format 1 files (vocabularies inside the payload) still load.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -49,9 +53,11 @@ from escalade.routing.signals import sentiment
 from escalade.triage.fastchar import WordCachedCharTfidf, fast_char_transform
 
 FORMAT = "escalade-triage-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the vocabularies inside the skops payload
 _HEADER = "escalade-triage.json"
 _PAYLOAD = "model.skops"
+_VOCABULARIES = "vocabularies.json"
 TOP_WORDS = 5
 
 # Every type a triage model file may hold beyond what skops trusts by default. Loading checks
@@ -395,22 +401,73 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _digest(header: dict[str, Any], payload: bytes) -> str:
+def _digest(header: dict[str, Any], payload: bytes, vocabularies: bytes | None = None) -> str:
     body = {k: v for k, v in header.items() if k != "sha256"}
-    return hashlib.sha256(_canonical(body) + b"\n" + payload).hexdigest()
+    h = hashlib.sha256(_canonical(body) + b"\n" + payload)
+    if vocabularies is not None:
+        h.update(b"\n" + vocabularies)
+    return h.hexdigest()
+
+
+def _vectorizers(pipeline: Pipeline) -> dict[str, TfidfVectorizer]:
+    features = pipeline.named_steps["features"]
+    return {name: t for name, t, _ in features.transformers_ if isinstance(t, TfidfVectorizer)}
+
+
+def _split_vocabularies(pipeline: Pipeline) -> tuple[Pipeline, bytes]:
+    """A copy of the pipeline without its vocabularies, and the vocabularies as JSON: each
+    block's n-grams in column order."""
+    stripped = copy.deepcopy(pipeline)
+    vocabularies: dict[str, list[str]] = {}
+    for name, vectorizer in _vectorizers(stripped).items():
+        vocabulary: dict[str, int] = vectorizer.vocabulary_
+        terms = [""] * len(vocabulary)
+        for term, column in vocabulary.items():
+            terms[column] = term
+        vocabularies[name] = terms
+        del vectorizer.vocabulary_
+    return stripped, json.dumps(vocabularies, ensure_ascii=False, sort_keys=True).encode()
+
+
+def _restore_vocabularies(p: Path, pipeline: Pipeline, data: bytes) -> None:
+    damaged = f"{p}: damaged model file (its vocabularies do not fit the model)"
+    try:
+        vocabularies = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise TriageModelError(damaged) from None
+    vectorizers = _vectorizers(pipeline)
+    if not isinstance(vocabularies, dict) or set(vocabularies) != set(vectorizers):
+        raise TriageModelError(damaged)
+    for name, vectorizer in vectorizers.items():
+        terms = vocabularies[name]
+        idf = getattr(vectorizer, "idf_", None)
+        if (
+            not isinstance(terms, list)
+            or not all(isinstance(t, str) for t in terms)
+            or len(set(terms)) != len(terms)
+            or idf is None
+            or len(idf) != len(terms)
+            or hasattr(vectorizer, "vocabulary_")
+        ):
+            raise TriageModelError(damaged)
+        vectorizer.vocabulary_ = {term: column for column, term in enumerate(terms)}
 
 
 def save_model(clf: TriageClassifier, path: str | Path) -> Path:
     """Write the model (skops payload + metadata + SHA-256) to ``path``."""
     p = Path(path)
-    payload = sio.dumps(clf.pipeline, compression=zipfile.ZIP_DEFLATED)
+    stripped, vocabularies = _split_vocabularies(clf.pipeline)
+    payload = sio.dumps(stripped, compression=zipfile.ZIP_DEFLATED)
     header = dict(clf.metadata)
+    header["format_version"] = FORMAT_VERSION
     header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    header["sha256"] = _digest(header, payload)
+    header["vocabularies_sha256"] = hashlib.sha256(vocabularies).hexdigest()
+    header["sha256"] = _digest(header, payload, vocabularies)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(_HEADER, json.dumps(header, indent=2, sort_keys=True))
         zf.writestr(_PAYLOAD, payload)
+        zf.writestr(_VOCABULARIES, vocabularies, compress_type=zipfile.ZIP_DEFLATED)
     if p.parent and not p.parent.exists():
         raise TriageModelError(f"{p}: the folder {p.parent} does not exist")
     try:
@@ -422,7 +479,7 @@ def save_model(clf: TriageClassifier, path: str | Path) -> Path:
     return p
 
 
-def _read_container(p: Path) -> tuple[dict[str, Any], bytes]:
+def _read_container(p: Path) -> tuple[dict[str, Any], bytes, bytes | None]:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -438,6 +495,7 @@ def _read_container(p: Path) -> tuple[dict[str, Any], bytes]:
                 )
             header_bytes = zf.read(_HEADER)
             payload = zf.read(_PAYLOAD)
+            vocabularies = zf.read(_VOCABULARIES) if _VOCABULARIES in names else None
     except TriageModelError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
@@ -455,19 +513,27 @@ def _read_container(p: Path) -> tuple[dict[str, Any], bytes]:
         raise TriageModelError(
             f"{p}: not an Escalade triage model (make one with 'escalade triage train')"
         )
-    return header, payload
+    return header, payload, vocabularies
 
 
 def load_model(path: str | Path) -> TriageClassifier:
     """A model from a file, refusing one that is missing, foreign, altered or unsafe."""
     p = Path(path)
-    header, payload = _read_container(p)
+    header, payload, vocabularies = _read_container(p)
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise TriageModelError(
             f"{p}: made with triage model format {version!r}; this Escalade "
-            f"({escalade.__version__}) reads format {FORMAT_VERSION}: retrain it with "
+            f"({escalade.__version__}) reads formats {readable}: retrain it with "
             "'escalade triage train'"
+        )
+    if version == 1:
+        vocabularies = None  # inside the payload
+    elif vocabularies is None:
+        raise TriageModelError(
+            f"{p}: damaged model file (no {_VOCABULARIES}); retrain it with 'escalade triage "
+            "train' or restore it from a copy"
         )
     versions = header.get("versions")
     if not isinstance(versions, dict):
@@ -480,8 +546,12 @@ def load_model(path: str | Path) -> TriageClassifier:
             "'escalade triage train'"
         )
     if (
-        header.get("sha256") != _digest(header, payload)
+        header.get("sha256") != _digest(header, payload, vocabularies)
         or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest()
+        or (
+            vocabularies is not None
+            and header.get("vocabularies_sha256") != hashlib.sha256(vocabularies).hexdigest()
+        )
     ):
         raise TriageModelError(
             f"{p}: the model file was altered after it was saved (SHA-256 does not match); "
@@ -503,6 +573,8 @@ def load_model(path: str | Path) -> TriageClassifier:
     ):
         raise TriageModelError(f"{p}: the model does not match its metadata (labels differ)")
     try:
+        if vocabularies is not None:
+            _restore_vocabularies(p, pipeline, vocabularies)
         return TriageClassifier(pipeline, header, p.name)
     except (KeyError, AttributeError, ValueError, IndexError) as exc:
         raise TriageModelError(f"{p}: not a triage pipeline Escalade can use ({exc})") from None

@@ -1,0 +1,121 @@
+"""The dissatisfaction score is VADER's compound score, number for number: the shortcut for
+texts VADER cannot score (no lexicon word, no emoji) never changes a score."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from escalade.routing import signals
+from escalade.routing.signals import _analyzer, _may_carry_sentiment, sentiment
+
+REFERENCE = SentimentIntensityAnalyzer()  # VADER itself, none of Escalade's shortcuts
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+
+# Words VADER scores (in every case and wrapped in punctuation), words it does not,
+# negations and boosters, emoticons, emoji and the punctuation it amplifies with
+WORDS = [
+    "good",
+    "GOOD",
+    "bad",
+    "Bad!",
+    "terrible...",
+    "(love)",
+    "hate,",
+    "no",
+    "not",
+    "never",
+    "very",
+    "extremely",
+    "kind",
+    "of",
+    "but",
+    "least",
+    ":)",
+    ":(",
+    ":-D",
+    "<3",
+    "lol",
+    "card",
+    "payment",
+    "refund",
+    "arrive",
+    "my",
+    "the",
+    "isn't",
+    "wasn't",
+    "😀",
+    "😡",
+    "👍🏽",
+    "❤️",
+    "!!!",
+    "???",
+    "?",
+    "-",
+    "''",
+    "fraud",
+    "stolen",
+    "ok",
+    "OK",
+    "k",
+]
+TEXT = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)
+NOISE = st.text(max_size=40)
+
+
+def vader(text: str) -> float:
+    return float(REFERENCE.polarity_scores(text)["compound"]) if text.strip() else 0.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(TEXT, NOISE, st.tuples(TEXT, NOISE).map(" ".join)))
+def test_the_shortcut_never_changes_a_score(text: str) -> None:
+    assert sentiment.__wrapped__(text) == vader(text)
+    if not _may_carry_sentiment(text):
+        assert vader(text) == 0.0
+
+
+@pytest.mark.parametrize("text", ["card 😀", "😢", "my card ❤ arrived", "where is it 🙂?"])
+def test_emoji_alone_carry_sentiment(text: str) -> None:
+    # no word of these is in VADER's lexicon: only the emoji's description scores
+    assert _may_carry_sentiment(text)
+    assert sentiment.__wrapped__(text) == vader(text) != 0.0
+
+
+def test_texts_with_sentiment_are_still_scored() -> None:
+    assert sentiment("This is a terrible, awful experience") < -0.5
+    assert sentiment("I love it :)") > 0.5
+    assert sentiment("thanks 😀") > 0  # an emoji alone reads as its description
+    assert sentiment("where is my card") == 0.0
+
+
+def test_the_shortcut_skips_vader(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = _analyzer()
+
+    class Counting:
+        lexicon = real.lexicon
+        emojis = real.emojis
+
+        def polarity_scores(self, text: str) -> dict[str, float]:
+            calls.append(text)
+            return real.polarity_scores(text)
+
+    monkeypatch.setattr(signals, "_analyzer", lambda: Counting())
+    assert sentiment.__wrapped__("when will my card arrive") == 0.0
+    assert sentiment.__wrapped__("my card is terrible") < 0
+    assert calls == ["my card is terrible"]
+
+
+@pytest.mark.skipif(not (DATA / "train.csv").exists(), reason=f"BANKING77 NOT FOUND at {DATA}")
+def test_real_messages_score_as_vader_scores_them() -> None:
+    with (DATA / "train.csv").open(encoding="utf-8", newline="") as f:
+        texts = [r["text"] for r in csv.DictReader(f)][:3000]
+    assert [sentiment.__wrapped__(t) for t in texts] == [vader(t) for t in texts]
+    assert sum(not _may_carry_sentiment(t) for t in texts) > len(texts) // 3

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from escalade.cli import route as route_cli
 from escalade.cli.main import app
 
 POLICY = str(Path(__file__).parent / "fixtures" / "small-policy.yaml")
@@ -50,6 +52,24 @@ def test_batch_bad_line_reports_error_and_goes_on(tmp_path: Path) -> None:
     assert lines[2]["error"].startswith(f"{f}:3: not JSON")
     assert lines[3]["priority"] == "P0"
     assert "Traceback" not in r.output
+
+
+def test_chunks_keep_order_and_errors_across_their_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long batch is routed a chunk at a time: here chunks of 2, errors on their edges
+    monkeypatch.setattr(route_cli, "CHUNK", 2)
+    subjects = ["data loss", None, "site down", "hello", None, "data loss", "site down"]
+    lines = [json.dumps({"subject": s}) if s else "[1, 2]" for s in subjects]
+    f = tmp_path / "in.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    r = run("route", "--policy", POLICY, str(f))
+    assert r.exit_code == 1
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [d.get("priority") for d in out] == ["P1", None, "P0", "P2", None, "P1", "P0"]
+    assert out[1] == {"error": f"{f}:2: an escalation input is a JSON object, not list"}
+    assert out[4]["error"].startswith(f"{f}:5: ")
+    assert "2 of 7 inputs could not be routed" in r.stderr
 
 
 def test_single_invalid_input_exits_1_with_message(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,21 @@ def read_inputs(path: str) -> tuple[bool, list[tuple[str, Any]]]:
     return len(items) == 1 and not isinstance(items[0][1], InputError), items
 
 
+CHUNK = 2048  # inputs routed together: one vectorised model pass each, bounded memory
+
+
 def _decisions(router: Router, items: list[tuple[str, Any]]) -> Iterator[Decision | InputError]:
+    """Each item's decision or error, in order. Items are routed a chunk at a time: learned
+    models predict a whole chunk at once, and a long batch is printed as it goes instead
+    of being held in memory whole."""
     now = SystemClock().now()
+    for start in range(0, len(items), CHUNK):
+        yield from _chunk(router, items[start : start + CHUNK], now)
+
+
+def _chunk(
+    router: Router, items: list[tuple[str, Any]], now: datetime
+) -> Iterator[Decision | InputError]:
     valid: list[tuple[int, EscalationInput]] = []
     results: list[Decision | InputError | None] = [None] * len(items)
     for i, (where, raw) in enumerate(items):
@@ -87,7 +101,7 @@ def _decisions(router: Router, items: list[tuple[str, Any]]) -> Iterator[Decisio
                 valid.append((i, EscalationInput.model_validate(raw)))
             except ValidationError as exc:
                 results[i] = InputError(f"{where}: {describe_validation(exc)}")
-    # learned models predict the whole batch at once; rules run per input
+    # learned models predict the whole chunk at once; rules run per input
     predictions = router.predict_batch([inp for _, inp in valid])
     for k, (i, inp) in enumerate(valid):
         try:

@@ -6,7 +6,7 @@ n-grams are the sum of its words' n-grams. Tickets repeat the same few thousand 
 loop, copied exactly, over the fitted vocabulary), keeps them, and builds the whole batch's
 count matrix with a few array operations; the TF-IDF weighting is scikit-learn's, in the
 same order. The result is identical to the fitted vectorizer's own ``transform`` (a
-property test holds it to that) at a fraction of the cost: this block was most of the time
+property test holds it to that) at a fraction of the cost: this block was the largest cost
 of a routing decision with a model.
 
 It applies only to vectorizers configured as Escalade's pipeline configures them;

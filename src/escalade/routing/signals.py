@@ -97,10 +97,25 @@ def _phrase_regex(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w])(?:{alternatives})(?![\w])", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
+def _ascii_phrases(phrases: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The phrases lower-cased, where all are ASCII (else None: no shortcut)."""
+    stripped = tuple(p.strip().lower() for p in phrases if p.strip())
+    return stripped if all(p.isascii() for p in stripped) else None
+
+
 def find_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
     """The phrases (case-insensitive, whole words) present in text, in first-seen order."""
     if not phrases:
         return []
+    # An ASCII text can only match ASCII phrases where their lower-cased letters occur in
+    # its own: most texts contain none, and finding that out costs a fraction of the
+    # regex's scan (whose case-insensitive Unicode rules apply unchanged otherwise).
+    lowered = _ascii_phrases(phrases)
+    if lowered is not None and text.isascii():
+        low = text.lower()
+        if not any(p in low for p in lowered):
+            return []
     seen: list[str] = []
     for m in _phrase_regex(phrases).finditer(text):
         hit = m.group(0).lower()

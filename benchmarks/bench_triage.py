@@ -142,9 +142,8 @@ def cli_rates(folder: Path, policy_path: Path, batch: list[EscalationInput]) -> 
     one = folder / "one.jsonl"
     one.write_text(json.dumps({"description": batch[0].description}) + "\n", encoding="utf-8")
     big = folder / "batch.jsonl"
-    lines = batch
     big.write_text(
-        "\n".join(json.dumps({"description": i.description}) for i in lines) + "\n",
+        "\n".join(json.dumps({"description": i.description}) for i in batch) + "\n",
         encoding="utf-8",
     )
     # medians of three runs each: one run on this VM can be 30 % off
@@ -152,7 +151,7 @@ def cli_rates(folder: Path, policy_path: Path, batch: list[EscalationInput]) -> 
     runs = sorted((_run_cli(policy_path, big) for _ in range(3)), key=lambda r: r[0])
     took, cpu, n, proc = runs[1]
     result: dict[str, Any] = {
-        "command": f"escalade route --policy policy.yaml batch.jsonl ({len(lines)} lines)",
+        "command": f"escalade route --policy policy.yaml batch.jsonl ({len(batch)} lines)",
         "runs_seconds": [round(r[0], 2) for r in runs],
         "exit": proc.returncode,
         "decisions": n,

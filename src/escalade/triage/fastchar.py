@@ -16,7 +16,6 @@ vectorizer itself.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -57,7 +56,6 @@ class WordCachedCharTfidf:
         self._min_n, self._max_n = vectorizer.ngram_range
         self._idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         self._sublinear = bool(vectorizer.sublinear_tf)
-        self._white_spaces = re.compile(r"\s\s+")
         self._words: dict[str, np.ndarray] = {}
 
     def _ngram_ids(self, word: str) -> np.ndarray:
@@ -87,9 +85,9 @@ class WordCachedCharTfidf:
         pieces: list[np.ndarray] = []
         lengths = np.zeros(len(documents), dtype=np.int64)
         for i, document in enumerate(documents):
-            text = self._white_spaces.sub(" ", self._preprocess(document))
             total = 0
-            for word in text.split():
+            # scikit-learn first folds runs of white space into one; split() ignores them
+            for word in self._preprocess(document).split():
                 ids = words.get(word)
                 if ids is None:
                     ids = words[word] = self._ngram_ids(word)

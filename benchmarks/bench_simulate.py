@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from escalade.batching import batch_gc
+from escalade.loading import router_for
 from escalade.policy import load_policy
-from escalade.routing.loading import router_for
 from escalade.simulate.runner import run_scenario
 from escalade.simulate.scenario import parse_scenario
 
@@ -83,7 +83,7 @@ def main() -> None:
         with batch_gc():  # as the command does
             scenario = parse_scenario(text, "bench.yaml")
         t1 = time.perf_counter()
-        out = run_scenario(scenario, policy, router, store=args.store)
+        out = run_scenario(scenario, router, store=args.store)
         t2 = time.perf_counter()
         times.append(t2 - t0)
         parse_times.append(t1 - t0)

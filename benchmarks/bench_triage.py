@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from escalade.loading import load_classifiers
 from escalade.policy import load_policy
-from escalade.routing.loading import load_classifiers
 from escalade.routing.models import EscalationInput
 from escalade.routing.router import route_many
 from escalade.triage.evaluate import report

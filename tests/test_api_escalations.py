@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from escalade.api.app import create_app
+from escalade.bootstrap import bootstrap
 from escalade.clock import VirtualClock
-from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
+from escalade.routing.router import Router
 from escalade.settings import Settings
 from escalade.store.db import SqlStore
 
@@ -45,9 +46,8 @@ def client(tmp_path: Path) -> TestClient:
     store.upgrade()
     clock = VirtualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
     policy = policy_from_text(POLICY, "api-test.yaml")
-    service = EscalationService(store, clock)
-    service.apply_policy(policy)
-    app = create_app(Settings(), policy, None, clock, service=service)
+    runtime = bootstrap(Settings(), store=store, clock=clock, router=Router(policy), engine=False)
+    app = create_app(Settings(), policy, None, clock, service=runtime.service)
     return TestClient(app)
 
 

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from escalade.cli.main import app
-from escalade.policy import PolicyInvalid, load_policy
+from escalade.loading import load_policy
+from escalade.policy import PolicyInvalid
 from escalade.routing.models import EscalationInput
 from escalade.triage import model as model_mod
 from escalade.triage.check import check_triage

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from escalade.errors import EscaladeError
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|min|s)", re.IGNORECASE)
 _WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:w|d|h|m|min|s)\s*)+$", re.IGNORECASE)
 _UNIT = {
@@ -22,7 +24,7 @@ _UNIT = {
 _ZERO_WORDS = {"0", "immediate", "immediately", "none"}
 
 
-class DurationError(ValueError):
+class DurationError(EscaladeError, ValueError):
     """A duration text that cannot be read."""
 
 

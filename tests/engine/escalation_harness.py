@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from escalade.bootstrap import bootstrap
 from escalade.clock import VirtualClock
 from escalade.engine import Engine, EngineConfig
 from escalade.escalation.lifecycle import Action
-from escalade.escalation.service import EscalationService
-from escalade.escalation.wiring import RecordingChannel, escalation_engine
 from escalade.policy.models import Policy
 from escalade.policy.validate import policy_from_text
 from escalade.routing.models import EscalationInput
+from escalade.service import EscalationService
+from escalade.service.wiring import RecordingChannel
 from escalade.store import EscalationRow, Store, TimelineEntry
 
 
@@ -37,9 +38,13 @@ class Harness:
     engine: Engine = field(init=False)
 
     def __post_init__(self) -> None:
-        self.service = EscalationService(self.store, self.clock)
-        self.channel = RecordingChannel(self.service)
-        self.engine = escalation_engine(self.service, self.channel, config=self.config)
+        self.channel = RecordingChannel()
+        runtime = bootstrap(
+            store=self.store, clock=self.clock, channels=self.channel, engine_config=self.config
+        )
+        self.service = runtime.service
+        assert runtime.engine is not None
+        self.engine = runtime.engine
 
     @classmethod
     def start(cls, store: Store, at: datetime, **kw: Any) -> Harness:

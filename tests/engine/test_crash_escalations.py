@@ -16,9 +16,9 @@ import time
 from sqlalchemy import text
 
 from escalade.clock import SystemClock
-from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
+from escalade.service import EscalationService
 from escalade.store import Store
 
 POLICY = """

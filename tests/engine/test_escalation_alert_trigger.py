@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from escalation_harness import Harness, policy
 
-from escalade.escalation.triggers import AlertIn, receive_alert
+from escalade.service import AlertIn
 from escalade.store import Store
 
 ALERTS = """
@@ -31,8 +31,8 @@ triggers:
 def test_alert_trigger_sets_the_category(store: Store) -> None:
     h = Harness.start(store, datetime(2026, 3, 9, 12, tzinfo=UTC))
     h.apply(policy(ALERTS))
-    esc = receive_alert(
-        h.service, AlertIn(source="am", key="Disk/db1", status="firing", severity="critical")
+    esc = h.service.receive_alert(
+        AlertIn(source="am", key="Disk/db1", status="firing", severity="critical")
     )
     assert esc is not None
     assert (esc.category, esc.team, esc.priority) == ("system_outage", "engineering", "SEV-1")
@@ -55,12 +55,11 @@ triggers:
 
 
 def test_threshold_trigger_hands_what_it_opens_to_its_team(store: Store) -> None:
-    from escalade.escalation.triggers import record_activity
 
     h = Harness.start(store, datetime(2026, 3, 9, 12, tzinfo=UTC))
     h.apply(policy(THRESHOLD_TEAM))
-    assert record_activity(h.service, actor="u9", action="member.removed", count=2) == []
-    [opened] = record_activity(h.service, actor="u9", action="member.removed")
+    assert h.service.record_activity(actor="u9", action="member.removed", count=2) == []
+    [opened] = h.service.record_activity(actor="u9", action="member.removed")
     esc = h.get(opened.ref)
     assert (esc.team, esc.priority) == ("trust_safety", "P1")
     assert h.timeline(opened.ref, "escalation.reassigned")[0].data["to"] == "trust_safety"

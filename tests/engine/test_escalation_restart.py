@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from escalation_harness import Harness, policy
 
 from escalade.engine import EngineConfig
-from escalade.escalation.wiring import TIMER_KINDS
 from escalade.routing.models import EscalationInput
+from escalade.service.wiring import TIMER_KINDS
 from escalade.store import Store
 from escalade.store.db import SqlStore
 

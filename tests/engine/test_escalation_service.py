@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from escalation_harness import Harness, only, policy
 
-from escalade.escalation.service import ActionRefused, NotFound
+from escalade.service import ActionRefused, NotFound
 from escalade.store import Store, TimerState
 
 T0 = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)  # a Monday

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from escalation_harness import Harness, only, policy
 
-from escalade.escalation.service import ActionRefused
+from escalade.service import ActionRefused
 from escalade.store import Store
 
 ET = ZoneInfo("America/New_York")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from escalation_harness import Harness, only, policy
 
-from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
+from escalade.service import AlertIn
 from escalade.store import Store
 
 T0 = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)  # Monday
@@ -70,8 +70,7 @@ def h(store: Store) -> Harness:
 
 
 def _alert(h: Harness, status: str = "firing", severity: str = "critical") -> str | None:
-    esc = receive_alert(
-        h.service,
+    esc = h.service.receive_alert(
         AlertIn(
             source="alertmanager",
             key="HighErrorRate/checkout",
@@ -133,7 +132,7 @@ def test_an_alert_key_opens_one_escalation_updates_it_and_resolves_it(h: Harness
 
 
 def _households(h: Harness, n: int, actor: str = "user_98765") -> list[str]:
-    created = record_activity(h.service, actor=actor, action="household.created", count=n)
+    created = h.service.record_activity(actor=actor, action="household.created", count=n)
     h.run()
     return [e.ref for e in created]
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from escalade.clock import SystemClock
-from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
+from escalade.service import EscalationService
 from escalade.store.db import SqlStore
 
 POLICY = """

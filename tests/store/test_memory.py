@@ -11,8 +11,8 @@ from abc import ABC
 
 import pytest
 
+from escalade.loading import router_for
 from escalade.policy import load_policy
-from escalade.routing.loading import router_for
 from escalade.simulate.runner import run_scenario
 from escalade.simulate.scenario import parse_scenario
 from escalade.store import db, interface, memory, repositories
@@ -104,7 +104,7 @@ def test_simulate_prints_the_same_on_both_stores() -> None:
     policy = load_policy(POLICY)
     router = router_for(policy, POLICY)
     scenario = parse_scenario(scenario_text(120, seed=random.Random(3).randrange(100)), "b.yaml")
-    on_memory = run_scenario(scenario, policy, router, store="memory")
-    on_sqlite = run_scenario(scenario, policy, router, store="sqlite")
+    on_memory = run_scenario(scenario, router, store="memory")
+    on_sqlite = run_scenario(scenario, router, store="sqlite")
     assert len(on_memory) > 1000
     assert on_memory == on_sqlite

@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 
+from escalade.errors import IntegrityViolation
 from escalade.store import ConcurrentUpdate, Store
 from escalade.store.interface import TimelineRepository
-from escalade.store.memory import ConstraintViolation, MemoryTimelineRepository
+from escalade.store.memory import MemoryTimelineRepository
 from escalade.store.repositories import SqlTimelineRepository
 from escalade.store.types import NaiveDatetimeError
 
@@ -132,7 +133,7 @@ def test_timeline_is_append_only(store: Store, policy_version_id: int) -> None:
         uow.timeline.append(eid, at=T0, actor="lena", kind="acknowledged", reason="on it")
         uow.commit()
     for sql in ("UPDATE timeline SET actor = 'mallory'", "DELETE FROM timeline"):
-        with store.unit_of_work() as uow, pytest.raises((IntegrityError, DBAPIError)) as err:
+        with store.unit_of_work() as uow, pytest.raises((IntegrityViolation, DBAPIError)) as err:
             uow.connection.execute(text(sql))
         assert "append-only" in str(err.value)
     with store.unit_of_work() as uow:
@@ -228,9 +229,9 @@ def test_a_reader_does_not_wait_for_a_writer(sql_store: Store) -> None:
 
 def test_a_taken_ref_and_a_missing_parent_are_refused(store: Store, policy_version_id: int) -> None:
     _escalation(store, policy_version_id, ref="E1")
-    with pytest.raises((IntegrityError, ConstraintViolation)):
+    with pytest.raises(IntegrityViolation):
         _escalation(store, policy_version_id, ref="E1")
-    with pytest.raises((IntegrityError, ConstraintViolation)):
+    with pytest.raises(IntegrityViolation):
         _escalation(store, policy_version_id, parent_id=999_999)
     with store.unit_of_work() as uow:
         assert [e.ref for e in uow.escalations.find()] == ["E1"]

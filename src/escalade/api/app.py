@@ -17,11 +17,11 @@ from escalade import __version__
 from escalade.api.escalations import escalation_router
 from escalade.clock import Clock, SystemClock
 from escalade.engine.runner import Engine
-from escalade.escalation.service import EscalationService
+from escalade.loading import router_for
 from escalade.policy import Policy
-from escalade.routing.loading import router_for
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router, RoutingInputError
+from escalade.service import EscalationService
 from escalade.settings import Settings
 
 

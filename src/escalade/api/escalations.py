@@ -11,9 +11,9 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from escalade.escalation.lifecycle import Action
-from escalade.escalation.service import ActionRefused, EscalationService, NotFound
-from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
+from escalade.escalation.snapshot import Snapshot
 from escalade.routing.models import EscalationInput
+from escalade.service import ActionRefused, AlertIn, EscalationService, NotFound
 from escalade.store.rows import EscalationRow, TimelineEntry
 
 
@@ -72,7 +72,7 @@ def escalation_view(e: EscalationRow) -> dict[str, Any]:
         "resolved_at": _iso(e.resolved_at),
         "closed_at": _iso(e.closed_at),
         "policy_version": e.policy_version_id,
-        "decision": e.snapshot.get("decision"),
+        "decision": Snapshot.of(e.snapshot).decision.raw,
     }
 
 
@@ -113,14 +113,14 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0),
     ) -> list[dict[str, Any]]:
-        with service.store.unit_of_work() as uow:
+        with service.store.unit_of_work(readonly=True) as uow:
             rows = uow.escalations.find(states=state, team=team, limit=limit, offset=offset)
         return [escalation_view(e) for e in rows]
 
     @api.get("/escalations/{ref}")
     def read(ref: str) -> dict[str, Any]:
         """An escalation with its complete timeline."""
-        with service.store.unit_of_work() as uow:
+        with service.store.unit_of_work(readonly=True) as uow:
             esc = uow.escalations.get_by_ref(ref)
             if esc is None:
                 raise HTTPException(404, f"no escalation '{ref}'")
@@ -145,14 +145,14 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
     @api.post("/alerts")
     def alert(body: AlertBody) -> dict[str, Any]:
         """A monitoring alert: its key creates, updates or resolves one escalation."""
-        esc = receive_alert(service, AlertIn(**body.model_dump()))
+        esc = service.receive_alert(AlertIn(**body.model_dump()))
         _woken()
         return {"escalation": escalation_view(esc) if esc else None}
 
     @api.post("/activity")
     def activity(body: ActivityBody) -> dict[str, Any]:
         """Product activity that threshold triggers count."""
-        created = record_activity(service, actor=body.actor, action=body.action, count=body.count)
+        created = service.record_activity(actor=body.actor, action=body.action, count=body.count)
         _woken()
         return {"created": [escalation_view(e) for e in created]}
 

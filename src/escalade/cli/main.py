@@ -15,7 +15,7 @@ from escalade.cli.serve import serve_command
 from escalade.cli.simulate import simulate_command
 from escalade.cli.triage import triage_app
 from escalade.cli.worker import worker
-from escalade.policy import PolicyInvalid, check_files
+from escalade.policy import PolicyInvalid
 from escalade.policy.schema import policy_json_schema
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.command("worker")(worker)
 @policy_app.command("check")
 def policy_check(files: list[Path] = typer.Argument(..., help="Policy files to check")) -> None:
     """Check policy files; list every problem as FILE:LINE:COL: message."""
+    from escalade.loading import check_files
+
     count = 0
     for problem in check_files(files):
         typer.echo(str(problem))

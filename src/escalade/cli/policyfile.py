@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from escalade.loading import ModelLoadError, load_router
 from escalade.policy import PolicyInvalid
-from escalade.routing.loading import ModelLoadError, load_router
 from escalade.routing.router import Router
 
 

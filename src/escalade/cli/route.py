@@ -15,12 +15,13 @@ from pydantic import ValidationError
 from escalade.batching import batch_gc
 from escalade.cli.policyfile import router_or_exit
 from escalade.clock import SystemClock
+from escalade.errors import EscaladeError
 from escalade.routing.explain import explain
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router, RoutingInputError
 
 
-class InputError(Exception):
+class InputError(EscaladeError):
     pass
 
 

@@ -26,10 +26,7 @@ def serve_command(
     import uvicorn
 
     from escalade.api.app import create_app
-    from escalade.clock import SystemClock
-    from escalade.escalation.service import EscalationService
-    from escalade.escalation.wiring import LoggingChannel, escalation_engine
-    from escalade.store.db import SqlStore
+    from escalade.bootstrap import bootstrap, open_sql_store
 
     settings = Settings.from_env(policy_path=policy)
     if settings.policy_path is None:
@@ -37,14 +34,21 @@ def serve_command(
         raise typer.Exit(1)
     router = router_or_exit(settings.policy_path)
     active = router.policy
-    store = SqlStore.from_settings(settings)
+    store = open_sql_store(settings)
     require_current_schema(store)
-    clock = SystemClock()
-    service = EscalationService(store, clock)
-    service.apply_policy(active, router=router, by="serve")
-    engine = escalation_engine(service, LoggingChannel(service)) if with_engine else None
+    runtime = bootstrap(
+        settings, store=store, router=router, applied_by="serve", engine=with_engine
+    )
+    engine = runtime.engine
     # the service holds the router: the app reads nothing again
-    app = create_app(settings, active, settings.policy_path, clock, service=service, engine=engine)
+    app = create_app(
+        settings,
+        active,
+        settings.policy_path,
+        runtime.clock,
+        service=runtime.service,
+        engine=engine,
+    )
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "
         f"(database {store.describe()}{', engine in-process' if engine else ''})",

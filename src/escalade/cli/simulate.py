@@ -72,7 +72,7 @@ def simulate_command(
         raise typer.Exit(1)
     router = router_or_exit(path)
     try:
-        rows = run_scenario(parsed, router.policy, router, store=store)
+        rows = run_scenario(parsed, router, store=store)
     except ScenarioInvalid as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

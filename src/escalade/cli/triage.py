@@ -125,7 +125,8 @@ def evaluate_command(
 ) -> None:
     """Measure a model or a policy on labelled tickets (accuracy, F1, confusions)."""
     from escalade.batching import batch_gc
-    from escalade.policy import PolicyInvalid, load_policy
+    from escalade.loading import ModelLoadError, load_classifiers, load_policy
+    from escalade.policy import PolicyInvalid
     from escalade.triage.data import HistoryError, read_history
     from escalade.triage.evaluate import format_table, predict_with_model, report
     from escalade.triage.model import TriageModelError, load_model
@@ -145,13 +146,12 @@ def evaluate_command(
                 title = f"model {model} on {labelled} ({label}, min confidence {min_confidence:g})"
             else:
                 assert policy is not None
-                from escalade.routing.loading import ModelLoadError
                 from escalade.triage.evaluate import predict_with_policy
 
                 pol = load_policy(policy)
                 try:
                     predicted = predict_with_policy(
-                        pol, policy.parent, inputs, label, _parse_now(now)
+                        pol, load_classifiers(pol, policy.parent), inputs, label, _parse_now(now)
                     )
                 except ModelLoadError as exc:
                     _fail(str(exc))

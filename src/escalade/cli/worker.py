@@ -51,11 +51,12 @@ def worker(
 ) -> None:
     """Run the engine (timers, then the outbox) until Ctrl-C or SIGTERM."""
     # imported here so that other commands start without the engine and the database
+    from escalade.bootstrap import bootstrap
     from escalade.clock import SystemClock
     from escalade.engine import Engine, EngineConfig, load_handlers
     from escalade.engine.registry import HandlerSpecError
-    from escalade.escalation.service import EscalationService
-    from escalade.escalation.wiring import LoggingChannel, escalation_engine, escalation_handlers
+    from escalade.service.wiring import TIMER_KINDS
+    from escalade.settings import Settings
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -76,23 +77,22 @@ def worker(
     )
     store = open_store(url)
     require_current_schema(store)
-    clock = SystemClock()
+    engine: Engine | None
     if builtin:
         # The escalation engine: timers of every escalation in the database, each run
         # against the policy version that escalation started with. Real channels (email,
         # chat, …) arrive with the notification issue; until then messages are logged and
         # recorded on the timeline.
-        service = EscalationService(store, clock)
-        handler_set = escalation_handlers(service)
-        engine = escalation_engine(service, LoggingChannel(service), config=config, worker=name)
+        runtime = bootstrap(Settings.from_env(), store=store, engine_config=config, worker=name)
+        engine = runtime.engine
+        assert engine is not None
+        kinds = len(TIMER_KINDS)
     else:
-        engine = Engine(store, clock, handler_set, config=config, worker=name)
-    if not handler_set:
-        typer.echo("warning: no timer handlers registered; nothing will fire", err=True)
-    typer.echo(
-        f"worker {engine.worker} on {store.describe()}: {len(handler_set)} timer kind(s)",
-        err=True,
-    )
+        engine = Engine(store, SystemClock(), handler_set, config=config, worker=name)
+        kinds = len(handler_set)
+        if not handler_set:
+            typer.echo("warning: no timer handlers registered; nothing will fire", err=True)
+    typer.echo(f"worker {engine.worker} on {store.describe()}: {kinds} timer kind(s)", err=True)
     try:
         if once:
             done = engine.run_until_idle()

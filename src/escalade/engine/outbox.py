@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from escalade.engine.config import EngineConfig
 from escalade.engine.timers import backoff
+from escalade.errors import EscaladeError
 from escalade.store import OutboxMessage, Store, UnitOfWork
 
 log = logging.getLogger("escalade.engine.outbox")
@@ -45,7 +46,7 @@ SentHook = Callable[[UnitOfWork, OutboxMessage, datetime], None]
 escalation service records ``notification.sent`` on the timeline here)."""
 
 
-class NoChannel(LookupError):
+class NoChannel(EscaladeError, LookupError):
     pass
 
 

@@ -12,9 +12,10 @@ import importlib
 from collections.abc import Mapping
 
 from escalade.engine.timers import TimerHandler
+from escalade.errors import EscaladeError
 
 
-class HandlerSpecError(ValueError):
+class HandlerSpecError(EscaladeError, ValueError):
     """``--handlers`` does not name a handler set."""
 
 

@@ -92,7 +92,7 @@ class Engine:
 
     def next_due(self) -> datetime | None:
         """When something next becomes due for these steps (timers and outbox)."""
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(readonly=True) as uow:
             candidates = [uow.timers.next_due(sorted(self.handlers)) if self.handlers else None]
             if any(isinstance(step, OutboxStep) for step in self.steps):
                 candidates.append(uow.outbox.next_due())

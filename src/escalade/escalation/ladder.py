@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from escalade.errors import EscaladeError
 from escalade.policy.models import PathStep, Policy
 
 
@@ -23,11 +24,11 @@ class Rung:
         return self.owner or self.team or self.level or "?"
 
 
-class LadderTop(ValueError):
+class LadderTop(EscaladeError, ValueError):
     """Nothing above: the escalation is at the top of its path and of the levels."""
 
 
-class LadderBottom(ValueError):
+class LadderBottom(EscaladeError, ValueError):
     """Nothing below."""
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from escalade.errors import EscaladeError
+
 
 class State(StrEnum):
     open = "open"
@@ -56,9 +58,16 @@ class EscalateCause(StrEnum):
 
 ACTIVE = frozenset({State.open, State.acknowledged, State.investigating})
 DONE = frozenset({State.resolved, State.closed})
+ACTIVE_STATES = [State.open.value, State.acknowledged.value, State.investigating.value]
+"""The active states as the store's filters take them (in lifecycle order)."""
 
 
-class TransitionError(ValueError):
+def is_done(state: str) -> bool:
+    """Resolved or closed: an escalation that no clock, ladder or reminder acts on."""
+    return state in DONE
+
+
+class TransitionError(EscaladeError, ValueError):
     """An action that the escalation's state does not allow, with the reason."""
 
     def __init__(self, action: Action, state: State, reason: str):

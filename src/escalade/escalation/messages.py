@@ -7,16 +7,44 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from escalade.durations import format_duration
 from escalade.escalation.notify import Message, manager_of, resolve, style_channel
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Channel, NotificationRule, Policy, Recipient
 from escalade.routing.models import Decision
-from escalade.store.rows import EscalationRow
 
 Overrides = Mapping[str, Sequence[Override]]
+
+
+class Escalation(Protocol):
+    """What message templates read of an escalation (a stored row satisfies it)."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def team(self) -> str | None: ...
+    @property
+    def level(self) -> str | None: ...
+    @property
+    def priority(self) -> str | None: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def snapshot(self) -> dict[str, Any]: ...
+    @property
+    def customer(self) -> dict[str, Any]: ...
+    @property
+    def package(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 def _iso(t: datetime) -> str:
@@ -255,7 +283,7 @@ def created_messages(
 
 
 def template_context(
-    esc: EscalationRow, policy: Policy | None = None, now: datetime | None = None
+    esc: Escalation, policy: Policy | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """What message templates see: ``escalation`` (and its parts at the top level)."""
     d = esc.snapshot.get("decision", {})

@@ -11,11 +11,13 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from escalade.policy.models import Calendar, Ladder, Level, Policy
+from escalade.durations import parse_duration
+from escalade.escalation.kinds import TimerKind
+from escalade.policy.models import Calendar, Ladder, Level, Policy, Recipient
 from escalade.routing.models import Decision
 from escalade.sla.calendar import BusinessCalendar
 from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
@@ -23,7 +25,7 @@ from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
 
 @dataclass(frozen=True)
 class PlannedTimer:
-    kind: str
+    kind: TimerKind
     due_at: datetime
     key: str
     payload: dict[str, Any]
@@ -86,18 +88,154 @@ def build_snapshot(
     }
 
 
-def snapshot_calendar(snapshot: dict[str, Any]) -> BusinessCalendar:
-    raw = snapshot["calendar"]
-    key = snapshot.get("calendar_key") or _content_key(raw)  # snapshots of session 1: none
-    return _parsed(_CALENDARS, key, lambda: BusinessCalendar(Calendar.model_validate(raw)))
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One SLA clock's target as the escalation froze it."""
+
+    target: timedelta
+    maximum: timedelta | None
+    source: str
+    field: str | None
 
 
-def snapshot_ladder(snapshot: dict[str, Any]) -> Ladder | None:
-    raw = snapshot.get("ladder")
-    if not raw:
-        return None
-    key = snapshot.get("ladder_key") or _content_key(raw)
-    return _parsed(_LADDERS, key, lambda: Ladder.model_validate(raw))
+@dataclass(frozen=True, slots=True)
+class FrozenDecision:
+    """The parts of the routing decision the run time reads again (the whole decision is
+    kept, as stored, in ``raw``)."""
+
+    team: str | None
+    handling: tuple[str, ...]
+    tags: tuple[str, ...]
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Postmortem:
+    required: bool
+    due: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """A follow-up reminder as the escalation froze it (the policy's ``followups``)."""
+
+    id: str
+    what: str
+    every: timedelta
+    to: Recipient
+    audience: str
+    if_idle: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The typed view of a stored snapshot (``EscalationRow.snapshot``, JSON). Built by
+    ``Snapshot.of``, which reads every snapshot ever stored (keys added later have
+    defaults); the stored JSON itself is never rewritten."""
+
+    policy_id: str | None
+    decision: FrozenDecision
+    channel: str | None
+    targets: tuple[tuple[str, Target], ...]  # in the stored order
+    warn_at: float
+    on_breach: tuple[str, ...]
+    calendar_json: dict[str, Any]
+    calendar_key: str
+    ladder_json: dict[str, Any] | None
+    ladder_key: str | None
+    updates: tuple[tuple[str, float], ...]  # audience, seconds
+    postmortem: Postmortem | None
+    followups: tuple[Followup, ...]
+
+    @staticmethod
+    def of(raw: dict[str, Any]) -> Snapshot:
+        """The snapshot of a stored JSON object, parsed once per object."""
+        hit = _TYPED.get(id(raw))
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        snap = _parse(raw)
+        with _LOCK:
+            if len(_TYPED) >= _CACHE_MAX:
+                _TYPED.pop(next(iter(_TYPED)))
+            _TYPED[id(raw)] = (raw, snap)
+        return snap
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        raw = self.calendar_json
+        return _parsed(
+            _CALENDARS, self.calendar_key, lambda: BusinessCalendar(Calendar.model_validate(raw))
+        )
+
+    @property
+    def ladder(self) -> Ladder | None:
+        raw = self.ladder_json
+        if not raw or self.ladder_key is None:
+            return None
+        return _parsed(_LADDERS, self.ladder_key, lambda: Ladder.model_validate(raw))
+
+    def target(self, clock: str) -> Target | None:
+        return next((t for c, t in self.targets if c == clock), None)
+
+    def only_target(self, clock: str) -> Snapshot:
+        """The same snapshot with one clock's target alone (a resumed resolution clock)."""
+        return replace(self, targets=tuple((c, t) for c, t in self.targets if c == clock))
+
+
+def _parse(raw: dict[str, Any]) -> Snapshot:
+    d = raw.get("decision") or {}
+    pm = raw.get("postmortem")
+    calendar_json = raw["calendar"]
+    ladder_json = raw.get("ladder") or None
+    return Snapshot(
+        policy_id=raw.get("policy_id"),
+        decision=FrozenDecision(
+            team=d.get("team"),
+            handling=tuple(d.get("handling") or ()),
+            tags=tuple(d.get("tags") or ()),
+            raw=d,
+        ),
+        channel=raw.get("channel"),
+        targets=tuple(
+            (
+                clock,
+                Target(
+                    timedelta(seconds=t["target_s"]),
+                    timedelta(seconds=t["maximum_s"]) if t.get("maximum_s") is not None else None,
+                    t.get("source") or "",
+                    t.get("field"),
+                ),
+            )
+            for clock, t in (raw.get("targets") or {}).items()
+        ),
+        warn_at=float(raw.get("warn_at", 0.8)),
+        on_breach=tuple(str(a) for a in raw.get("on_breach") or ()),
+        calendar_json=calendar_json,
+        # snapshots of session 1 carry no content keys
+        calendar_key=raw.get("calendar_key") or _content_key(calendar_json),
+        ladder_json=ladder_json,
+        ladder_key=(raw.get("ladder_key") or _content_key(ladder_json)) if ladder_json else None,
+        updates=tuple(sorted((raw.get("updates") or {}).items())),
+        postmortem=(
+            Postmortem(
+                bool(pm.get("required")),
+                timedelta(seconds=pm["due_s"]) if pm.get("due_s") else None,
+            )
+            if pm
+            else None
+        ),
+        followups=tuple(
+            Followup(
+                id=f["id"],
+                what=f["what"],
+                every=parse_duration(f["every"]),
+                to=Recipient.model_validate(f["to"]),
+                audience=f.get("audience") or "internal",
+                if_idle=bool(f.get("if_idle")),
+            )
+            for f in raw.get("followups") or ()
+        ),
+    )
 
 
 def business_calendar(calendar: Calendar) -> BusinessCalendar:
@@ -115,6 +253,7 @@ def _content_key(value: Any) -> str:
 # few distinct ones, many escalations.
 _CALENDARS: dict[str, BusinessCalendar] = {}
 _LADDERS: dict[str, Ladder] = {}
+_TYPED: dict[int, tuple[dict[str, Any], Snapshot]] = {}  # by stored object, held while cached
 _CACHE_MAX = 1024
 _LOCK = threading.Lock()
 T = TypeVar("T")
@@ -150,7 +289,7 @@ def _frozen_dump(model: Calendar | Ladder) -> tuple[dict[str, Any], str]:
 
 
 def sla_timers(
-    snapshot: dict[str, Any],
+    snapshot: Snapshot,
     esc_id: int,
     started: datetime,
     generation: int = 0,
@@ -160,30 +299,33 @@ def sla_timers(
     calendar). ``generation`` re-arms clocks after a pause; ``used`` is the business time
     the clocks already ran before ``started`` (a resumed clock), so the warning still comes
     at ``warn_at`` of the whole target, and not again if that point has passed."""
-    calendar = snapshot_calendar(snapshot)
-    warn_fraction = float(snapshot.get("warn_at", 0.8))
+    calendar = snapshot.calendar
+    warn_fraction = snapshot.warn_at
     out: list[PlannedTimer] = []
-    for clock, t in snapshot["targets"].items():
+    for clock, t in snapshot.targets:
         if clock == ClockName.update:
             continue
-        target = timedelta(seconds=t["target_s"])
-        limit = timedelta(seconds=t["maximum_s"] if t["maximum_s"] is not None else t["target_s"])
+        target = t.target
+        limit = t.maximum if t.maximum is not None else t.target
         due = calendar.add(started, max(limit - used, timedelta(0)))
         warn_after = target * warn_fraction - used
-        payload = {"clock": clock, "due": due.isoformat(), "source": t["source"]}
+        payload = {"clock": clock, "due": due.isoformat(), "source": t.source}
         prefix = f"esc:{esc_id}:sla:{clock}:{generation}"
         if target > timedelta(0) and warn_after > timedelta(0):
             warn = calendar.add(started, warn_after)
-            out.append(PlannedTimer("sla.warning", warn, f"{prefix}:warn", payload))
+            out.append(PlannedTimer(TimerKind.sla_warning, warn, f"{prefix}:warn", payload))
         if limit > target and target - used > timedelta(0):
             # target and maximum (seed 002): passing the target warns; the maximum breaches
             missed = calendar.add(started, target - used)
             out.append(
                 PlannedTimer(
-                    "sla.warning", missed, f"{prefix}:target", {**payload, "target_missed": True}
+                    TimerKind.sla_warning,
+                    missed,
+                    f"{prefix}:target",
+                    {**payload, "target_missed": True},
                 )
             )
-        out.append(PlannedTimer("sla.breach", due, f"{prefix}:breach", payload))
+        out.append(PlannedTimer(TimerKind.sla_breach, due, f"{prefix}:breach", payload))
     return out
 
 
@@ -208,19 +350,22 @@ def level_timers(
         warn = calendar.add(since, level.response * warn_fraction)
         out.append(
             PlannedTimer(
-                "level.clock", warn, f"{prefix}:response:warn", {**payload, "stage": "warn"}
+                TimerKind.level_clock, warn, f"{prefix}:response:warn", {**payload, "stage": "warn"}
             )
         )
         out.append(
             PlannedTimer(
-                "level.clock", due, f"{prefix}:response:breach", {**payload, "stage": "breach"}
+                TimerKind.level_clock,
+                due,
+                f"{prefix}:response:breach",
+                {**payload, "stage": "breach"},
             )
         )
     if level.resolve_within is not None:
         due = calendar.add(since, level.resolve_within)
         out.append(
             PlannedTimer(
-                "level.clock",
+                TimerKind.level_clock,
                 due,
                 f"{prefix}:timebox",
                 {**base, "clock": "timebox", "due": due.isoformat(), "stage": "breach"},
@@ -230,10 +375,10 @@ def level_timers(
 
 
 def ladder_timers(
-    snapshot: dict[str, Any], esc_id: int, started: datetime, generation: int = 0
+    snapshot: Snapshot, esc_id: int, started: datetime, generation: int = 0
 ) -> list[PlannedTimer]:
     """One timer per ladder step (wall-clock time after the start), for each repeat."""
-    ladder = snapshot_ladder(snapshot)
+    ladder = snapshot.ladder
     if ladder is None:
         return []
     steps = ladder.steps
@@ -245,7 +390,7 @@ def ladder_timers(
         for i, step in enumerate(steps):
             out.append(
                 PlannedTimer(
-                    "ladder.step",
+                    TimerKind.ladder_step,
                     started + rep * cycle + step.after,
                     f"esc:{esc_id}:ladder:{generation}:{rep}:{i}",
                     {"step": i, "repeat": rep, "ladder": ladder.id},
@@ -260,23 +405,33 @@ def _gen(generation: int) -> str:
 
 
 def followup_timer(
-    snapshot: dict[str, Any],
+    snapshot: Snapshot,
     esc_id: int,
     index: int,
     after: datetime,
     n: int,
     generation: int = 0,
 ) -> PlannedTimer:
-    f = snapshot["followups"][index]
-    from escalade.durations import parse_duration
-
-    every = parse_duration(f["every"])
+    f = snapshot.followups[index]
     return PlannedTimer(
-        "followup",
-        after + every,
-        f"esc:{esc_id}:followup:{f['id']}:{_gen(generation)}{n}",
+        TimerKind.followup,
+        after + f.every,
+        f"esc:{esc_id}:followup:{f.id}:{_gen(generation)}{n}",
         {"index": index, "n": n, "generation": generation},
     )
+
+
+def followup_timers(
+    snapshot: Snapshot, esc_id: int, after: datetime, generation: int = 0
+) -> list[PlannedTimer]:
+    """The first timer of each follow-up and of each update cadence."""
+    return [
+        *(
+            followup_timer(snapshot, esc_id, i, after, 1, generation)
+            for i in range(len(snapshot.followups))
+        ),
+        *update_timers(snapshot, esc_id, after, 1, generation),
+    ]
 
 
 def _update_cadence(policy: Policy, decision: Decision) -> dict[str, float]:
@@ -301,7 +456,7 @@ def _update_cadence(policy: Policy, decision: Decision) -> dict[str, float]:
 
 
 def update_timers(
-    snapshot: dict[str, Any],
+    snapshot: Snapshot,
     esc_id: int,
     after: datetime,
     n: int,
@@ -309,14 +464,13 @@ def update_timers(
     audience: str | None = None,
 ) -> list[PlannedTimer]:
     """The next update reminder of each audience (or of one), at its own cadence."""
-    updates: dict[str, float] = snapshot.get("updates") or {}
     return [
         PlannedTimer(
-            "update.due",
+            TimerKind.update_due,
             after + timedelta(seconds=seconds),
             f"esc:{esc_id}:update:{_gen(generation)}{who}:{n}",
             {"audience": who, "n": n, "generation": generation},
         )
-        for who, seconds in sorted(updates.items())
+        for who, seconds in snapshot.updates
         if seconds > 0 and (audience is None or who == audience)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from escalade.errors import EscaladeError
 from escalade.policy.models import AuthorityAction, Policy
 
 
@@ -18,7 +19,7 @@ class Verdict:
     reason: str
 
 
-class UnknownAction(LookupError):
+class UnknownAction(EscaladeError, LookupError):
     pass
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from escalade.errors import EscaladeError
+
 Path_ = tuple[str | int, ...]
 
 
@@ -78,7 +80,7 @@ class Document:
         return self.root
 
 
-class PolicyFileError(Exception):
+class PolicyFileError(EscaladeError):
     """Problems that stop a policy from being read at all."""
 
     def __init__(self, problems: list[Problem]):

@@ -970,6 +970,30 @@ class Policy(Model):
         except KeyError:
             raise ValueError(f"'{level_id}' is not a level of policy '{self.id}'") from None
 
+    def is_level(self, level_id: str | None) -> bool:
+        return level_id is not None and level_id in self._index["level_rank"]
+
+    def raises_level(self, current: str | None, target: str | None) -> bool:
+        """Whether moving from ``current`` to ``target`` raises the level: ``target`` is a
+        level of the policy, above ``current`` (or ``current`` is none of its levels)."""
+        if not self.is_level(target):
+            return False
+        if not self.is_level(current):
+            return True
+        return self.level_rank(target or "") > self.level_rank(current or "")
+
+    def more_urgent(self, priority: str | None, than: str | None) -> bool:
+        """Whether ``priority`` is more urgent than ``than`` (both priorities of the policy)."""
+        ranks = self._index["priority_rank"]
+        if priority not in ranks or than not in ranks:
+            return False
+        return bool(ranks[priority] < ranks[than])
+
+    def priority_above(self, priority_id: str | None) -> str | None:
+        """The next more urgent priority, or None (already the most urgent, or unknown)."""
+        rank = self._index["priority_rank"].get(priority_id or "")
+        return self.priorities[rank - 1].id if rank else None
+
     def priority_rank(self, priority_id: str) -> int:
         """0 is the most urgent."""
         try:

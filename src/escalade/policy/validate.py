@@ -7,7 +7,7 @@ concerns. ``load_policy`` returns a valid :class:`Policy` or raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import holidays
 import jinja2
 from pydantic import ValidationError
 
+from escalade.errors import EscaladeError
 from escalade.policy.loader import (
     Document,
     Path_,
@@ -29,7 +30,7 @@ from escalade.policy.loader import (
 from escalade.policy.models import Band, Policy, Recipient
 
 
-class PolicyInvalid(Exception):
+class PolicyInvalid(EscaladeError):
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
@@ -543,7 +544,12 @@ _REFERENCED = {
 }
 
 
-def check_document(doc: Document) -> list[Problem]:
+PolicyCheck = Callable[[Policy, Path], Iterable[tuple[tuple[str | int, ...], str]]]
+"""A check beyond the policy's text, given the valid policy and its file's folder:
+(path in the policy, message) for each problem (``escalade.loading`` checks model files)."""
+
+
+def check_document(doc: Document, checks: Sequence[PolicyCheck] = ()) -> list[Problem]:
     """Every problem with a parsed policy document; empty when it is valid.
 
     Shape errors come first; the items that have them are then set aside so that the
@@ -591,10 +597,8 @@ def check_document(doc: Document) -> list[Problem]:
     _check_timezones(ctx)
     _check_references(ctx)
     _check_paths(ctx)
-    if policy.routing.triage:  # learned models (imports scikit-learn only when named)
-        from escalade.triage.check import check_triage
-
-        for path, message in check_triage(policy, Path(doc.root.file).parent):
+    for check in checks:  # beyond the text: e.g. the model files it names (escalade.loading)
+        for path, message in check(policy, Path(doc.root.file).parent):
             ctx.add(path, message)
     for problem in ctx.problems:
         # a reference to an item already reported as malformed is not a second problem
@@ -609,20 +613,21 @@ def _get(data: Any, path: Path_) -> Any:
     return data
 
 
-def _validated(doc: Document) -> Policy:
-    problems = check_document(doc)
+def _validated(doc: Document, checks: Sequence[PolicyCheck] = ()) -> Policy:
+    problems = check_document(doc, checks)
     if problems:
         raise PolicyInvalid(problems)
     return Policy.model_validate(doc.data)
 
 
-def load_policy(path: str | Path) -> Policy:
-    """A valid policy from a file, or PolicyInvalid with every problem."""
+def load_policy(path: str | Path, checks: Sequence[PolicyCheck] = ()) -> Policy:
+    """A valid policy from a file, or PolicyInvalid with every problem (``checks``: more
+    checks beyond the text; ``escalade.loading.load_policy`` adds the model files')."""
     try:
         doc = load_document(path)
     except PolicyFileError as exc:
         raise PolicyInvalid(exc.problems) from None
-    return _validated(doc)
+    return _validated(doc, checks)
 
 
 def policy_from_text(text: str, display: str = "<policy>") -> Policy:
@@ -633,7 +638,9 @@ def policy_from_text(text: str, display: str = "<policy>") -> Policy:
     return _validated(doc)
 
 
-def check_files(paths: Iterable[str | Path]) -> Iterator[Problem]:
+def check_files(
+    paths: Iterable[str | Path], checks: Sequence[PolicyCheck] = ()
+) -> Iterator[Problem]:
     """Problems for each file in turn (used by ``escalade policy check``)."""
     for path in paths:
         try:
@@ -641,4 +648,4 @@ def check_files(paths: Iterable[str | Path]) -> Iterator[Problem]:
         except PolicyFileError as exc:
             yield from sorted(set(exc.problems))
             continue
-        yield from check_document(doc)
+        yield from check_document(doc, checks)

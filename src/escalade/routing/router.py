@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from escalade.durations import format_duration
+from escalade.errors import EscaladeError
 from escalade.policy.models import (
     Category,
     Channel,
@@ -35,7 +36,7 @@ from escalade.routing.signals import PhraseIndex, match_text, read_signals
 from escalade.sla.clocks import ClockName, sla_targets
 
 
-class RoutingInputError(ValueError):
+class RoutingInputError(EscaladeError, ValueError):
     """The input names something the policy does not know."""
 
     def __init__(self, field_name: str, message: str):

@@ -12,15 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from escalade.batching import batch_gc
+from escalade.bootstrap import bootstrap
 from escalade.clock import VirtualClock
 from escalade.escalation.lifecycle import Action
-from escalade.escalation.service import ActionRefused, EscalationService, NotFound
-from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
-from escalade.escalation.wiring import RecordingChannel, escalation_engine
 from escalade.oncall.schedule import Override as OncallOverride
 from escalade.policy.loader import Problem
-from escalade.policy.models import Policy
 from escalade.routing.router import Router, RoutingInputError
+from escalade.service import ActionRefused, AlertIn, EscalationService, NotFound
+from escalade.service.wiring import RecordingChannel
 from escalade.simulate import STORES
 from escalade.simulate.scenario import (
     Act,
@@ -37,16 +36,12 @@ from escalade.store import Store
 from escalade.store.memory import MemoryStore
 
 
-class SimulationError(Exception):
-    """An event the engine refused (e.g. acknowledging a closed escalation)."""
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def run_scenario(
-    scenario: Scenario, policy: Policy, router: Router, *, store: str = "memory"
+    scenario: Scenario, router: Router, *, store: str = "memory"
 ) -> list[dict[str, Any]]:
     """Everything that happened, as spec/simulate.md output objects, in time order.
 
@@ -65,16 +60,21 @@ def run_scenario(
     try:
         with batch_gc():
             db.upgrade()
-            return _run(db, scenario, policy, router)
+            return _run(db, scenario, router)
     finally:
         db.dispose()
 
 
-def _run(store: Store, scenario: Scenario, policy: Policy, router: Router) -> list[dict[str, Any]]:
-    clock = VirtualClock(scenario.start)
-    service = EscalationService(store, clock)
-    service.apply_policy(policy, router=router, by="simulate")
-    engine = escalation_engine(service, RecordingChannel(service))
+def _run(store: Store, scenario: Scenario, router: Router) -> list[dict[str, Any]]:
+    runtime = bootstrap(
+        store=store,
+        clock=VirtualClock(scenario.start),
+        router=router,
+        applied_by="simulate",
+        channels=RecordingChannel(),
+    )
+    service, engine, clock = runtime.service, runtime.engine, runtime.clock
+    assert engine is not None and isinstance(clock, VirtualClock)
 
     def advance_to(t: datetime) -> None:
         # One engine pass at each instant something falls due; the next due time (asked
@@ -109,8 +109,7 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
 
         service.create(EscalationInput.model_validate(inp), by="scenario", ref=body.ref)
     elif isinstance(body, Alert):
-        receive_alert(
-            service,
+        service.receive_alert(
             AlertIn(
                 source=body.source,
                 key=body.key,
@@ -122,8 +121,8 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
             ),
         )
     elif isinstance(body, Activity):
-        record_activity(
-            service, actor=body.actor, action=body.action, count=body.count, ref=body.ref
+        service.record_activity(
+            actor=body.actor, action=body.action, count=body.count, ref=body.ref
         )
     elif isinstance(body, Override):
         start = _when(body.from_, scenario.start)
@@ -143,7 +142,7 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
 
 
 def _output(store: Store, until: datetime) -> Iterator[dict[str, Any]]:
-    with store.unit_of_work() as uow:
+    with store.unit_of_work(readonly=True) as uow:
         refs = {e.id: e.ref for e in uow.escalations.find(limit=1_000_000)}
         entries = uow.timeline.after(0, limit=10_000_000)
     entries.sort(key=lambda e: (e.at, e.id))

@@ -13,11 +13,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from escalade.durations import DurationError, parse_duration
+from escalade.errors import EscaladeError
 from escalade.policy.loader import Document, PolicyFileError, Position, Problem, document_from_text
 from escalade.routing.models import EscalationInput
 
 
-class ScenarioInvalid(Exception):
+class ScenarioInvalid(EscaladeError):
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))

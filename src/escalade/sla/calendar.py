@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import holidays
 
+from escalade.errors import EscaladeError
 from escalade.policy.models import WEEKDAYS, Calendar
 from escalade.sla.localtime import first_instant, require_aware, wall_date, zone
 
@@ -34,7 +35,7 @@ _ZERO = timedelta(0)
 _CACHE_LIMIT = 20_000
 
 
-class NoWorkingTime(ValueError):
+class NoWorkingTime(EscaladeError, ValueError):
     """A calendar has no open time in the span searched."""
 
 

@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from escalade.errors import IntegrityViolation
 from escalade.store import interface
 from escalade.store.interface import DEFAULT_DATABASE_URL, StoreError
 from escalade.store.jsonvalues import dumps as _dumps
@@ -120,7 +122,11 @@ class SqlStore(interface.Store):
         with self.engine.connect() as connection:
             if readonly:
                 connection = connection.execution_options(escalade_readonly=True)
-            yield SqlUnitOfWork(connection)
+            try:
+                yield SqlUnitOfWork(connection)
+            except sqlalchemy.exc.IntegrityError as exc:
+                # the one integrity error both stores raise (a taken ref, a missing parent)
+                raise IntegrityViolation(_first_line(exc)) from exc
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the migrations shipped in the package up to ``revision``."""
@@ -141,6 +147,10 @@ class SqlStore(interface.Store):
     def describe(self) -> str:
         """The URL without its password, for messages."""
         return self.url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: sqlalchemy.exc.DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
 
 
 def _normalise(url: URL) -> URL:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
+from escalade.errors import EscaladeError
 from escalade.store.rows import (
     EscalationRow,
     OutboxMessage,
@@ -32,15 +33,15 @@ from escalade.store.rows import (
 DEFAULT_DATABASE_URL = "sqlite:///./escalade.db"
 
 
-class StoreError(Exception):
+class StoreError(EscaladeError):
     """The database cannot be used; the message says which and why, for a person."""
 
 
-class NaiveDatetimeError(ValueError):
+class NaiveDatetimeError(EscaladeError, ValueError):
     """A datetime without a time zone reached the store."""
 
 
-class ConcurrentUpdate(Exception):
+class ConcurrentUpdate(EscaladeError):
     """An escalation changed since it was read (optimistic locking)."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from escalade.errors import IntegrityViolation
 from escalade.store.interface import (
     ESCALATION_CHANGES,
     ActionLedger,
@@ -64,13 +65,10 @@ from escalade.store.rows import (
 )
 
 MEMORY_URL = "memory://"
+# A unique key taken or a reference to nothing is refused with ``IntegrityViolation``, as
+# the SQL store refuses it.
 _PENDING = TimerState.pending
 _OUT_PENDING = OutboxState.pending
-
-
-class ConstraintViolation(Exception):
-    """A unique key taken or a reference to nothing: what the databases refuse with an
-    IntegrityError."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -372,11 +370,11 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
     ) -> EscalationRow:
         d = self._d
         if policy_version_id not in d.policies:
-            raise ConstraintViolation(f"no policy version {policy_version_id}")
+            raise IntegrityViolation(f"no policy version {policy_version_id}")
         if parent_id is not None and parent_id not in d.escalations:
-            raise ConstraintViolation(f"no escalation {parent_id} to be the parent")
+            raise IntegrityViolation(f"no escalation {parent_id} to be the parent")
         if ref is not None and ref in d.escalation_by_ref:
-            raise ConstraintViolation(f"escalation ref {ref!r} is taken")
+            raise IntegrityViolation(f"escalation ref {ref!r} is taken")
         at = _utc(at)
         eid = d.next_id("escalations")
         row = EscalationRow(
@@ -435,7 +433,7 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
                 changes[name] = _opt_utc(changes[name])
         parent = changes.get("parent_id")
         if parent is not None and parent not in self._d.escalations:
-            raise ConstraintViolation(f"no escalation {parent} to be the parent")
+            raise IntegrityViolation(f"no escalation {parent} to be the parent")
         new = evolve(row, **changes, updated_at=_utc(at), version=row.version + 1)
         self._tx.put(self._d.escalations, escalation_id, new)
         return new
@@ -493,7 +491,7 @@ class MemoryTimelineRepository(_MemoryRepository, TimelineRepository):
     ) -> TimelineEntry:
         d = self._d
         if escalation_id is not None and escalation_id not in d.escalations:
-            raise ConstraintViolation(f"no escalation {escalation_id} for a timeline entry")
+            raise IntegrityViolation(f"no escalation {escalation_id} for a timeline entry")
         entry = TimelineEntry(
             id=d.next_id("timeline"),
             escalation_id=escalation_id,
@@ -543,7 +541,7 @@ class MemoryTimerRepository(_MemoryRepository, TimerRepository):
         if key in self._d.timer_by_key:
             return False
         if escalation_id is not None and escalation_id not in self._d.escalations:
-            raise ConstraintViolation(f"no escalation {escalation_id} for timer {key!r}")
+            raise IntegrityViolation(f"no escalation {escalation_id} for timer {key!r}")
         row = TimerRow(
             id=self._d.next_id("timers"),
             escalation_id=escalation_id,

@@ -5,17 +5,26 @@ The migration scripts live in ``escalade/store/migrations`` inside the package.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import URL, Engine
 from sqlalchemy.exc import OperationalError
 
 from escalade.store.interface import StoreError
 
-if TYPE_CHECKING:
-    from escalade.store.db import SqlStore
+
+class SqlStore(Protocol):
+    """What migrating needs of a SQL store (``escalade.store.db.SqlStore``)."""
+
+    @property
+    def url(self) -> URL: ...
+    @property
+    def engine(self) -> Engine: ...
+    def describe(self) -> str: ...
+
 
 SCRIPT_LOCATION = "escalade.store:migrations"
 

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from escalade.errors import EscaladeError
 from escalade.routing.models import EscalationInput
 
 
-class HistoryError(Exception):
+class HistoryError(EscaladeError):
     """A ticket history that cannot be read; the message names the file and line."""
 
 

@@ -9,13 +9,13 @@ abstained is reported beside them, and ``accuracy_overall`` counts an abstention
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from escalade.policy.models import Policy
 from escalade.routing.models import EscalationInput
+from escalade.routing.router import Predictor
 from escalade.triage.model import TriageClassifier
 
 WORST = 10
@@ -32,20 +32,19 @@ def predict_with_model(
 
 def predict_with_policy(
     policy: Policy,
-    policy_dir: Path,
+    classifiers: Mapping[str, Predictor],
     inputs: Sequence[EscalationInput],
     field: str,
     now: datetime,
 ) -> list[str | None]:
     """What the real router decides for ``field``; None where it sends the ticket to a person."""
-    from escalade.routing.loading import load_classifiers
     from escalade.routing.router import route_many
 
     if field not in FIELDS:
         raise ValueError(
             f"with --policy the label must be one of {', '.join(FIELDS)}, not '{field}'"
         )
-    decisions = route_many(policy, inputs, now, load_classifiers(policy, policy_dir))
+    decisions = route_many(policy, inputs, now, classifiers)
     out: list[str | None] = []
     for d in decisions:
         value = getattr(d, field)

@@ -48,6 +48,7 @@ from sklearn.svm import LinearSVC
 from skops.io.exceptions import UntrustedTypesFoundException
 
 import escalade
+from escalade.errors import EscaladeError
 from escalade.routing.models import EscalationInput
 from escalade.routing.signals import sentiment
 from escalade.triage.fastchar import WordCachedCharTfidf, fast_char_transform
@@ -90,7 +91,7 @@ TEXT, TIER, SENTIMENT, MONTHLY_VALUE, USERS, AMOUNT = range(6)
 FEATURES = ["text", "customer_tier", "sentiment", "monthly_value", "users_affected", "amount"]
 
 
-class TriageModelError(Exception):
+class TriageModelError(EscaladeError):
     """A model file or training set that cannot be used; the message says which and why."""
 
 

@@ -1,60 +1,75 @@
-"""Threshold triggers over related escalations: several related escalations within a
-window become one parent incident that links them (seed 000: "multiple related issues")."""
+"""Related-issue incidents: several related escalations within a window become one parent
+incident that links them (seed 000: "multiple related issues"; a threshold trigger with
+``related:``)."""
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from escalade.durations import format_duration
-from escalade.escalation.handlers import apply_trigger
-from escalade.policy.models import Policy, TriggerKind
+from escalade.escalation.kinds import SYSTEM, EventKind
+from escalade.escalation.lifecycle import ACTIVE_STATES
+from escalade.escalation.triggers import related_key, related_triggers
+from escalade.policy.models import Policy
 from escalade.routing.models import EscalationInput
-from escalade.store import UnitOfWork
+from escalade.service.effects import Effects
+from escalade.service.moves import apply_trigger
 from escalade.store.rows import EscalationRow
 
-if TYPE_CHECKING:
-    from escalade.escalation.service import EscalationService
 
-SYSTEM = "escalade"
-OPEN = ["open", "acknowledged", "investigating"]
+class Opener(Protocol):
+    """Opens an escalation in the caller's unit of work (the ``create`` use case)."""
+
+    def __call__(
+        self,
+        fx: Effects,
+        inp: EscalationInput,
+        *,
+        by: str,
+        cause: str,
+        extra_reasons: Sequence[str],
+    ) -> EscalationRow: ...
+
+
+def _is_incident(e: EscalationRow) -> bool:
+    return bool(e.package.get("fields", {}).get("incident"))
 
 
 def related_threshold(
-    service: EscalationService, w: UnitOfWork, policy: Policy, esc: EscalationRow, now: datetime
+    fx: Effects, policy: Policy, esc: EscalationRow, now: datetime, open_escalation: Opener
 ) -> None:
-    """Several related escalations within a window become one parent incident."""
-    if esc.package.get("fields", {}).get("incident"):
+    """Several related escalations within a window become one parent incident; a new
+    related escalation joins the incident while it is open."""
+    if _is_incident(esc):
         return
-    for trig in policy.triggers:
+    w = fx.uow
+    for trig in related_triggers(policy):
         th = trig.threshold
-        if trig.kind is not TriggerKind.threshold or th is None or th.related is None:
-            continue
+        assert th is not None and th.related is not None
         if th.related == "category" and esc.category is None:
             continue
-        incident_key = f"{trig.id}:{related_key(th.related, esc)}"
+        key = related_key(th.related, esc)
+        incident_key = f"{trig.id}:{key}"
         parent_id = w.alert_keys.get(f"incident:{incident_key}")
         parent = w.escalations.get(parent_id) if parent_id is not None else None
-        if parent is not None and parent.state not in OPEN:
+        if parent is not None and parent.state not in ACTIVE_STATES:
             w.alert_keys.release(f"incident:{incident_key}")  # that incident is over
             parent = None
         if parent is not None:
             recent = [esc]  # the incident is open already: a new related one joins it
         else:
-            since = now - th.window
             earlier = [
                 e
                 for e in w.escalations.find(
-                    states=OPEN,
+                    states=ACTIVE_STATES,
                     category=esc.category if th.related == "category" else None,
-                    created_since=since,
+                    created_since=now - th.window,
                     top_level=True,
                     limit=1000,
                 )
-                if e.id != esc.id
-                and related_key(th.related, e) == related_key(th.related, esc)
-                and not e.package.get("fields", {}).get("incident")
+                if e.id != esc.id and related_key(th.related, e) == key and not _is_incident(e)
             ]
             recent = [*sorted(earlier, key=lambda e: e.id), esc]
             if len(recent) <= th.more_than:
@@ -63,21 +78,18 @@ def related_threshold(
         created = parent is None
         if parent is None:
             inp = EscalationInput(
-                subject=(
-                    f"Incident: {len(recent)} related escalations "
-                    f"({th.related} {related_key(th.related, esc)})"
-                ),
+                subject=f"Incident: {len(recent)} related escalations ({th.related} {key})",
                 description="\n".join(f"{e.ref}: {e.subject}" for e in recent),
                 category=trig.then.category or esc.category,
                 priority=trig.then.priority or esc.priority,
                 source="threshold",
                 fields={"incident": incident_key},
             )
-            parent = service.create(
+            parent = open_escalation(
+                fx,
                 inp,
                 by=SYSTEM,
                 cause="threshold",
-                uow=w,
                 extra_reasons=[
                     f"threshold trigger '{trig.id}': more than {th.more_than} related "
                     f"escalations within {format_duration(th.window)}"
@@ -86,14 +98,7 @@ def related_threshold(
             w.alert_keys.bind(f"incident:{incident_key}", parent.id, at=now)
             # the rest of the trigger's outcome: a level, a priority floor, people to tell
             parent = apply_trigger(
-                service,
-                w,
-                policy,
-                parent,
-                trig,
-                now,
-                f"threshold trigger '{trig.id}'",
-                record=False,
+                fx, policy, parent, trig, now, f"threshold trigger '{trig.id}'", record=False
             )
         for e in recent:
             if e.parent_id is None and e.id != parent.id:
@@ -103,10 +108,9 @@ def related_threshold(
                     at=now,
                     parent_id=parent.id,
                 )
-        service._log(
-            w,
+        fx.log(
             parent,
-            "trigger.fired",
+            EventKind.trigger_fired,
             SYSTEM,
             now,
             {
@@ -115,13 +119,3 @@ def related_threshold(
                 **({"created": parent.ref} if created else {"incident": parent.ref}),
             },
         )
-
-
-def related_key(kind: str, e: EscalationRow) -> str:
-    if kind == "category":
-        return str(e.category)
-    if kind == "customer":
-        return str(e.customer.get("email") or e.customer.get("id"))
-    if kind == "alert_key":
-        return str(e.package.get("fields", {}).get("alert_key"))
-    return hashlib.sha1(e.subject.lower().encode()).hexdigest()[:12]

@@ -10,45 +10,49 @@ replaced does nothing (the new version has its own).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from escalade.escalation.kinds import SYSTEM, EventKind, TimerKind
+from escalade.escalation.lifecycle import ACTIVE_STATES
 from escalade.escalation.snapshot import PlannedTimer
-from escalade.oncall.schedule import next_handoff, on_call
+from escalade.oncall.schedule import Override, next_handoff, on_call
 from escalade.policy.models import Policy, Schedule
 from escalade.store import UnitOfWork
 from escalade.store.rows import TimerRow
-
-if TYPE_CHECKING:
-    from escalade.escalation.service import EscalationService
-
-SYSTEM = "escalade"
-OPEN = ["open", "acknowledged", "investigating"]
-KIND = "oncall.handoff"
 
 
 def handoff_timer(version_id: int, schedule: Schedule, after: datetime) -> PlannedTimer:
     """The next hand-off of ``schedule`` strictly after ``after``."""
     at = next_handoff(schedule, after)
     return PlannedTimer(
-        KIND,
+        TimerKind.oncall_handoff,
         at,
         f"oncall:{version_id}:{schedule.id}:{at.isoformat()}",
         {"schedule": schedule.id, "policy_version": version_id},
     )
 
 
+def _arm(uow: UnitOfWork, timer: PlannedTimer, now: datetime) -> None:
+    uow.timers.schedule(timer.kind.value, timer.due_at, timer.key, timer.payload, created_at=now)
+
+
 def schedule_handoffs(uow: UnitOfWork, version_id: int, policy: Policy, now: datetime) -> None:
     """Arm the next hand-off of every schedule of a newly applied policy version."""
     for schedule in policy.schedules:
-        t = handoff_timer(version_id, schedule, now)
-        uow.timers.schedule(t.kind, t.due_at, t.key, t.payload, created_at=now)
+        _arm(uow, handoff_timer(version_id, schedule, now), now)
 
 
-def handoff(service: EscalationService, uow: UnitOfWork, timer: TimerRow, now: datetime) -> None:
-    """Record one hand-off and arm the next."""
+def handoff(
+    uow: UnitOfWork,
+    policy: Policy,
+    timer: TimerRow,
+    now: datetime,
+    overrides: Sequence[Override],
+) -> None:
+    """Record one hand-off of the timer's schedule and arm the next (``policy`` is the
+    version the timer names; ``overrides`` those of its schedule)."""
     version = int(timer.payload["policy_version"])
-    policy = service.pinned(uow, version)
     latest = uow.policies.latest(policy.id)
     if latest is None or latest.id != version:
         return  # a later version of this policy has its own hand-offs
@@ -56,20 +60,23 @@ def handoff(service: EscalationService, uow: UnitOfWork, timer: TimerRow, now: d
     if schedule is None:
         return
     at = now if timer.late else timer.due_at
-    overrides = service.overrides.get(schedule.id, ())
     before = on_call(schedule, at - timedelta(microseconds=1), overrides)
     after = on_call(schedule, at, overrides)
     if before[:1] != after[:1]:
         teams = {t.id for t in policy.teams if t.schedule == schedule.id}
         still_open = sorted(
-            (e for e in uow.escalations.find(states=OPEN, limit=10_000) if e.team in teams),
+            (
+                e
+                for e in uow.escalations.find(states=ACTIVE_STATES, limit=10_000)
+                if e.team in teams
+            ),
             key=lambda e: e.id,
         )
         uow.timeline.append(
             None,
             at=at,
             actor=SYSTEM,
-            kind=KIND,
+            kind=EventKind.oncall_handoff.value,
             data={
                 "schedule": schedule.id,
                 "from": before[0] if before else None,
@@ -78,5 +85,4 @@ def handoff(service: EscalationService, uow: UnitOfWork, timer: TimerRow, now: d
                 **({"late": True} if timer.late else {}),
             },
         )
-    nxt = handoff_timer(version, schedule, at)
-    uow.timers.schedule(nxt.kind, nxt.due_at, nxt.key, nxt.payload, created_at=now)
+    _arm(uow, handoff_timer(version, schedule, at), now)

@@ -11,30 +11,20 @@ from escalade.engine.config import EngineConfig
 from escalade.engine.outbox import CapturingChannel, Channel, SentHook
 from escalade.engine.runner import Engine
 from escalade.engine.timers import TimerHandler
-from escalade.escalation.service import EscalationService
+from escalade.escalation.kinds import TimerKind
+from escalade.service.escalations import EscalationService
 from escalade.store import UnitOfWork
 from escalade.store.rows import OutboxMessage
 
 log = logging.getLogger("escalade.notify")
 
-TIMER_KINDS = (
-    "sla.warning",
-    "sla.breach",
-    "ladder.step",
-    "followup",
-    "update.due",
-    "level.clock",
-    "oncall.handoff",
-)
+TIMER_KINDS = tuple(kind.value for kind in TimerKind)
+"""Every timer kind the escalation service handles (the engine claims only these)."""
 
 
 class RecordingChannel(CapturingChannel):
     """Captures every message instead of sending it (simulate and tests; and, until real
     channels exist, serve and worker through ``LoggingChannel``)."""
-
-    def __init__(self, service: EscalationService | None = None) -> None:
-        super().__init__()
-        self.service = service
 
 
 _SENT_KEYS = ("via", "mention", "step", "ladder", "note", "late", "cause", "why")

@@ -1,0 +1,307 @@
+"""The ``act`` use case: a person (or the system) acts on an escalation — acknowledge,
+investigate, escalate, de-escalate, reassign, wait on / hear from the customer, comment,
+resolve, reopen, close. Refused with the reason when the lifecycle or the policy does
+not allow it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from escalade.durations import format_duration
+from escalade.escalation import ladder as rungs
+from escalade.escalation.kinds import SYSTEM, EventKind
+from escalade.escalation.lifecycle import (
+    Action,
+    EscalateCause,
+    State,
+    TransitionError,
+    is_done,
+    next_state,
+)
+from escalade.escalation.snapshot import (
+    Snapshot,
+    followup_timers,
+    ladder_timers,
+    sla_timers,
+)
+from escalade.policy.models import Policy
+from escalade.service.effects import Effects
+from escalade.service.errors import ActionRefused, NotFound
+from escalade.service.moves import arm_level, escalate
+from escalade.service.policies import PolicyBook
+from escalade.store.rows import EscalationRow
+
+
+@dataclass(frozen=True)
+class Acting:
+    """One action on one escalation, as each action's handler receives it."""
+
+    fx: Effects
+    policy: Policy
+    esc: EscalationRow
+    state: State  # the state after the action
+    by: str
+    reason: str | None
+    to: str | None
+    text: str | None
+    now: datetime
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+_CAUSES = {
+    "customer_request": EscalateCause.customer_request,
+    "supervisor_request": EscalateCause.supervisor_request,
+}
+
+
+@dataclass
+class Act:
+    book: PolicyBook
+
+    def __call__(
+        self,
+        fx: Effects,
+        ref: str,
+        action: Action | str,
+        *,
+        by: str,
+        now: datetime,
+        reason: str | None = None,
+        to: str | None = None,
+        text: str | None = None,
+    ) -> EscalationRow:
+        """Act on the escalation ``ref`` in ``fx``'s unit of work (the caller commits)."""
+        action = Action(action)
+        w = fx.uow
+        esc = w.escalations.get_by_ref(ref)
+        if esc is None:
+            raise NotFound(f"no escalation '{ref}'")
+        esc = w.escalations.lock(esc.id) or esc
+        try:
+            new_state = next_state(State(esc.state), action)
+        except TransitionError as exc:
+            raise ActionRefused(str(exc)) from None
+        policy = self.book.pinned(w, esc.policy_version_id)
+        handler = _HANDLERS[action]
+        return handler(Acting(fx, policy, esc, new_state, by, reason, to, text, now))
+
+
+def acknowledge(a: Acting) -> EscalationRow:
+    esc = a.fx.update(a.esc, a.now, state=a.state.value, acknowledged_at=a.now, owner=a.by)
+    a.fx.log(esc, EventKind.escalation_acknowledged, a.by, a.now, {"by": a.by})
+    return esc
+
+
+def investigate(a: Acting) -> EscalationRow:
+    changes: dict[str, Any] = {"state": a.state.value}
+    if a.esc.acknowledged_at is None:
+        changes["acknowledged_at"] = a.now
+    esc = a.fx.update(a.esc, a.now, **changes)
+    a.fx.log(esc, EventKind.escalation_investigating, a.by, a.now, {"by": a.by})
+    return esc
+
+
+def escalate_action(a: Acting) -> EscalationRow:
+    cause = _CAUSES.get(a.reason or "", EscalateCause.manual)
+    return escalate(
+        a.fx, a.policy, a.esc, cause=cause, by=a.by, reason=a.reason, now=a.now, to=a.to
+    )
+
+
+def deescalate(a: Acting) -> EscalationRow:
+    esc = a.esc
+    try:
+        rung = rungs.next_down(
+            a.policy,
+            esc.category,
+            Snapshot.of(esc.snapshot).decision.team,
+            esc.team,
+            esc.level,
+            esc.owner,
+            a.to,
+        )
+    except (rungs.LadderBottom, ValueError) as exc:
+        raise ActionRefused(str(exc)) from None
+    from_level = esc.level
+    esc = a.fx.update(esc, a.now, team=rung.team, level=rung.level, owner=rung.owner)
+    a.fx.log(
+        esc,
+        EventKind.escalation_deescalated,
+        a.by,
+        a.now,
+        {
+            "from_level": from_level,
+            "to_level": rung.level,
+            "team": rung.team,
+            "reason": a.reason or "",
+            "by": a.by,
+        },
+        a.reason,
+    )
+    return esc
+
+
+def reassign(a: Acting) -> EscalationRow:
+    esc, policy, to = a.esc, a.policy, a.to
+    if not to:
+        raise ActionRefused("reassign needs 'to': a team or a person")
+    teams = {t.id for t in policy.teams}
+    people = {p.id for p in policy.people}
+    if to in teams:
+        # the team's own level comes with it (a hand-off across tiers moves the level)
+        level = policy.get_team(to).level or esc.level
+        moved = a.fx.update(esc, a.now, team=to, owner=None, level=level)
+        data = {"from": esc.team, "to": to, "by": a.by, "handoff": True}
+        if level != esc.level:
+            data.update(from_level=esc.level, to_level=level)
+    elif to in people or not people:
+        moved = a.fx.update(esc, a.now, owner=to)
+        data = {"from": esc.owner or esc.team, "to": to, "by": a.by, "handoff": True}
+    else:
+        raise ActionRefused(f"'{to}' is neither a team nor a person of the policy")
+    a.fx.log(moved, EventKind.escalation_reassigned, a.by, a.now, data, a.reason)
+    return moved
+
+
+def waiting_on_customer(a: Acting) -> EscalationRow:
+    esc = a.esc
+    if not a.policy.sla.pause_when_waiting_on_customer:
+        a.fx.log(
+            esc,
+            EventKind.escalation_waiting_on_customer,
+            a.by,
+            a.now,
+            {"by": a.by, "paused": False},
+            a.reason,
+        )
+        return esc
+    if a.fx.paused_since(esc) is not None:
+        raise ActionRefused("already waiting on the customer")
+    a.fx.log(
+        esc,
+        EventKind.sla_paused,
+        a.by,
+        a.now,
+        {"clock": "resolution", "by": a.by},
+        a.reason or "waiting on the customer",
+    )
+    return esc
+
+
+def customer_reply(a: Acting) -> EscalationRow:
+    esc = a.esc
+    a.fx.log(esc, EventKind.customer_replied, a.by, a.now, {"text": a.text or ""})
+    paused = a.fx.paused_since(esc)
+    if paused is not None and not is_done(esc.state):
+        resume(a.fx, esc, paused, a.now)
+    return esc
+
+
+def resume(fx: Effects, esc: EscalationRow, paused: datetime, now: datetime) -> None:
+    """Re-arm the resolution clock: paused time does not count."""
+    snap = Snapshot.of(esc.snapshot)
+    calendar = snap.calendar
+    spans: list[tuple[datetime, datetime]] = []
+    start = esc.created_at
+    resumes = 0
+    for e in fx.timeline(esc):
+        if e.kind == EventKind.sla_paused:
+            spans.append((start, e.at))
+        elif e.kind == EventKind.sla_resumed:
+            start = e.at
+            resumes += 1
+    used = sum((calendar.elapsed(a, b) for a, b in spans), timedelta(0))
+    generation = resumes + 1
+    fx.log(
+        esc,
+        EventKind.sla_resumed,
+        SYSTEM,
+        now,
+        {"clock": "resolution", "paused_for": format_duration(now - paused)},
+    )
+    if snap.target("resolution") is None:
+        return
+    for t in fx.uow.timers.find(escalation_id=esc.id, states=["pending"]):
+        if t.kind.startswith("sla.") and t.payload.get("clock") == "resolution":
+            fx.uow.timers.cancel(t.key)
+    resolution_only = snap.only_target("resolution")
+    fx.schedule(esc, sla_timers(resolution_only, esc.id, now, generation + 100, used=used), now)
+
+
+def comment(a: Acting) -> EscalationRow:
+    a.fx.log(
+        a.esc,
+        EventKind.escalation_comment,
+        a.by,
+        a.now,
+        {"by": a.by, "text": a.text or a.reason or ""},
+    )
+    return a.esc
+
+
+def resolve(a: Acting) -> EscalationRow:
+    esc = a.fx.update(a.esc, a.now, state=a.state.value, resolved_at=a.now)
+    a.fx.uow.timers.cancel_for_escalation(esc.id)
+    a.fx.log(
+        esc,
+        EventKind.escalation_resolved,
+        a.by,
+        a.now,
+        {"by": a.by, "resolution": a.reason or a.text or ""},
+    )
+    pm = Snapshot.of(esc.snapshot).postmortem
+    if pm and pm.required:
+        due = a.now + pm.due if pm.due else None
+        a.fx.log(
+            esc,
+            EventKind.postmortem_required,
+            SYSTEM,
+            a.now,
+            {"due": _iso(due) if due else None, "priority": esc.priority},
+        )
+    return esc
+
+
+def reopen(a: Acting) -> EscalationRow:
+    fx, now = a.fx, a.now
+    esc = fx.update(
+        a.esc, now, state=a.state.value, resolved_at=None, closed_at=None, acknowledged_at=None
+    )
+    fx.log(esc, EventKind.escalation_reopened, a.by, now, {"by": a.by}, a.reason)
+    generation = 1 + sum(1 for e in fx.timeline(esc) if e.kind == EventKind.escalation_reopened)
+    snap = Snapshot.of(esc.snapshot)
+    timers = [
+        *sla_timers(snap, esc.id, now, generation),
+        *ladder_timers(snap, esc.id, now, generation),
+    ]
+    fx.schedule(esc, timers, now)
+    fx.schedule(esc, followup_timers(snap, esc.id, now, generation), now)
+    arm_level(fx, a.policy, esc, now, response=False)
+    return esc
+
+
+def close(a: Acting) -> EscalationRow:
+    esc = a.fx.update(a.esc, a.now, state=a.state.value, closed_at=a.now)
+    a.fx.log(esc, EventKind.escalation_closed, a.by, a.now, {"by": a.by}, a.reason)
+    return esc
+
+
+_HANDLERS: dict[Action, Callable[[Acting], EscalationRow]] = {
+    Action.acknowledge: acknowledge,
+    Action.investigate: investigate,
+    Action.escalate: escalate_action,
+    Action.deescalate: deescalate,
+    Action.reassign: reassign,
+    Action.waiting_on_customer: waiting_on_customer,
+    Action.customer_reply: customer_reply,
+    Action.comment: comment,
+    Action.resolve: resolve,
+    Action.reopen: reopen,
+    Action.close: close,
+}

@@ -120,3 +120,16 @@ def policy_version_id(store: Store) -> int:
         row = uow.policies.add(name="test", content="id: test\n", applied_by="tests", at=T0)
         uow.commit()
     return row.id
+
+
+@pytest.fixture
+def pg_store(pg_base_url: str) -> Iterator[Store]:
+    """A migrated, empty PostgreSQL store (for what only PostgreSQL can show: locks shared
+    by several connections); skipped loudly when no server answers."""
+    for url in _pg_schema_url(pg_base_url):
+        db = SqlStore(url)
+        db.upgrade()
+        try:
+            yield db
+        finally:
+            db.dispose()

@@ -96,15 +96,38 @@ def related_triggers(policy: Policy) -> list[Trigger]:
     ]
 
 
-def related_key(kind: str, e: InFlight) -> str:
-    """What makes escalations related for a threshold trigger (``related: kind``)."""
+def related_key(kind: str, e: InFlight) -> str | None:
+    """What makes escalations related for a threshold trigger (``related: kind``): the same
+    category, customer (email, else id; case-insensitive), alert key, or subject. None when
+    the escalation has none: a missing or empty key never relates anything."""
+    value: object
     if kind == "category":
-        return str(e.category)
-    if kind == "customer":
-        return str(e.customer.get("email") or e.customer.get("id"))
-    if kind == "alert_key":
-        return str(e.package.get("fields", {}).get("alert_key"))
-    return hashlib.sha1(e.subject.lower().encode()).hexdigest()[:12]
+        value = e.category
+    elif kind == "customer":
+        value = e.customer.get("email") or e.customer.get("id")
+        value = str(value).strip().lower() if value is not None else None
+    elif kind == "alert_key":
+        value = (e.package.get("fields") or {}).get("alert_key")
+    else:
+        value = hashlib.sha1(e.subject.lower().encode()).hexdigest()[:12] if e.subject else None
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def grouping_keys(policy: Policy, e: InFlight) -> dict[str, str]:
+    """The escalation's grouping keys for the related-issue thresholds of ``policy``, by
+    kind: ``<policy id>:<kind>:<value>`` (relations stay within one policy). Incidents
+    (escalations that group others) have none."""
+    if (e.package.get("fields") or {}).get("incident"):
+        return {}
+    keys: dict[str, str] = {}
+    for trig in related_triggers(policy):
+        assert trig.threshold is not None and trig.threshold.related is not None
+        kind = trig.threshold.related
+        value = related_key(kind, e)
+        if value is not None:
+            keys[kind] = f"{policy.id}:{kind}:{value}"
+    return keys
 
 
 def policy_timezone(policy: Policy) -> ZoneInfo:

@@ -80,13 +80,14 @@ class RecordActivity:
         for trig in activity_triggers(policy, action):
             th = trig.threshold
             assert th is not None
+            open_key = f"trigger:{trig.id}:{actor}"
+            w.locks.acquire(open_key)  # counted and decided one unit of work at a time
             over, why, day = over_threshold(w, th, actor, action, now, tz)
             if not over:
                 continue
             key = f"trigger:{trig.id}:{actor}:{day.isoformat()}"
             if w.alert_keys.get(key) is not None:
                 continue  # fired for this actor today already
-            open_key = f"trigger:{trig.id}:{actor}"
             esc_id = w.alert_keys.get(open_key)
             current = w.escalations.get(esc_id) if esc_id is not None else None
             if current is not None and is_done(current.state):

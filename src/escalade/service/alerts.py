@@ -46,6 +46,7 @@ class ReceiveAlert:
         now = self.clock.now()
         w = fx.uow
         dedup = f"{alert.source}:{alert.key}"
+        w.locks.acquire(f"alert:{dedup}")  # the same alert at once: one decision at a time
         esc_id = w.alert_keys.get(dedup)
         esc = w.escalations.get(esc_id) if esc_id is not None else None
         if esc is not None and is_done(esc.state):

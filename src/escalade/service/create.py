@@ -55,8 +55,10 @@ class Create:
                 f"'{ref}': names of the form ESC-<number> are given by Escalade; "
                 "choose another ref, or leave it out"
             )
-        if ref is not None and w.escalations.get_by_ref(ref) is not None:
-            raise ActionRefused(f"an escalation named '{ref}' already exists")
+        if ref is not None:
+            w.locks.acquire(f"ref:{ref}")  # concurrent creates with one ref: one wins
+            if w.escalations.get_by_ref(ref) is not None:
+                raise ActionRefused(f"an escalation named '{ref}' already exists")
         stored = build_snapshot(active.policy, decision, inp.channel, now)
         esc = w.escalations.add(
             policy_version_id=active.version_id,

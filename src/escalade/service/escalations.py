@@ -3,13 +3,16 @@ case in a unit of work of its own (or the caller's, given as ``uow``) and commit
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from escalade.clock import Clock
+from escalade.errors import IntegrityViolation
 from escalade.escalation.kinds import SYSTEM, EventKind
 from escalade.escalation.lifecycle import Action
 from escalade.oncall.schedule import Override
@@ -21,10 +24,15 @@ from escalade.service.activity import RecordActivity
 from escalade.service.alerts import AlertIn, ReceiveAlert
 from escalade.service.create import Create
 from escalade.service.effects import Effects
+from escalade.service.errors import ActionRefused
 from escalade.service.policies import ActivePolicy, PolicyBook
 from escalade.service.timers import fire
-from escalade.store import Store, UnitOfWork
+from escalade.store import ConcurrentUpdate, Store, TransientConflict, UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
+
+T = TypeVar("T")
+RETRIES = 5
+"""Attempts of a use case whose unit of work lost a race before the error is raised."""
 
 
 @dataclass
@@ -53,6 +61,22 @@ class EscalationService:
         with self.store.unit_of_work() as fresh:
             yield Effects(fresh, self.overrides)
             fresh.commit()
+
+    def _run(self, uow: UnitOfWork | None, use_case: Callable[[Effects], T]) -> T:
+        """Run a use case in the caller's unit of work, or in its own: then a unit of work
+        that lost a race (an escalation changed under it, a deadlock or serialization
+        failure the database resolved by giving it up) is run again from the start."""
+        if uow is not None:
+            return use_case(Effects(uow, self.overrides))
+        for attempt in range(1, RETRIES + 1):
+            try:
+                with self._effects(None) as fx:
+                    return use_case(fx)
+            except (ConcurrentUpdate, TransientConflict):
+                if attempt == RETRIES:
+                    raise
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jitter: let it settle
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ policy versions
 
@@ -84,16 +108,23 @@ class EscalationService:
     ) -> EscalationRow:
         """Route, store, notify and start the clocks of a new escalation."""
         self.book.require_active()
-        with self._effects(uow) as fx:
-            return self._create(
-                fx,
-                inp,
-                by=by,
-                ref=ref,
-                parent_id=parent_id,
-                cause=cause,
-                extra_reasons=extra_reasons,
+        try:
+            return self._run(
+                uow,
+                lambda fx: self._create(
+                    fx,
+                    inp,
+                    by=by,
+                    ref=ref,
+                    parent_id=parent_id,
+                    cause=cause,
+                    extra_reasons=extra_reasons,
+                ),
             )
+        except IntegrityViolation:
+            if ref is not None and self._ref_taken(ref):
+                raise ActionRefused(f"an escalation named '{ref}' already exists") from None
+            raise
 
     def act(
         self,
@@ -109,22 +140,28 @@ class EscalationService:
         """A person (or the system) acts on an escalation; refused with a reason if invalid."""
         action = Action(action)
         now = self.clock.now()
-        with self._effects(uow) as fx:
-            return self._act(fx, ref, action, by=by, now=now, reason=reason, to=to, text=text)
+        return self._run(
+            uow,
+            lambda fx: self._act(fx, ref, action, by=by, now=now, reason=reason, to=to, text=text),
+        )
 
     def receive_alert(self, alert: AlertIn) -> EscalationRow | None:
         """Create, update or resolve the one escalation of an alert's deduplication key."""
         self.book.require_active()
-        with self._effects(None) as fx:
-            return self._alert(fx, alert)
+        return self._run(None, lambda fx: self._alert(fx, alert))
 
     def record_activity(
         self, *, actor: str, action: str, count: int = 1, ref: str | None = None
     ) -> list[EscalationRow]:
         """Store product activity and fire the threshold triggers it crosses."""
         self.book.require_active()
-        with self._effects(None) as fx:
-            return self._activity(fx, actor=actor, action=action, count=count, ref=ref)
+        return self._run(
+            None, lambda fx: self._activity(fx, actor=actor, action=action, count=count, ref=ref)
+        )
+
+    def _ref_taken(self, ref: str) -> bool:
+        with self.store.unit_of_work(readonly=True) as uow:
+            return uow.escalations.get_by_ref(ref) is not None
 
     # ------------------------------------------------------------------ the engine's side
 

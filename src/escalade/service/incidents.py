@@ -1,6 +1,13 @@
 """Related-issue incidents: several related escalations within a window become one parent
 incident that links them (seed 000: "multiple related issues"; a threshold trigger with
-``related:``)."""
+``related:``).
+
+Related escalations are found by their grouping key and creation time (an index), never by
+reading every open escalation; an escalation with no value for a key (no customer, say) is
+related to nothing by it; relations stay within one policy. Deciding whether the incident
+exists is done under the key's lock, so concurrent escalations open one incident, exactly
+as one at a time would.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,8 @@ from typing import Protocol
 
 from escalade.durations import format_duration
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.lifecycle import ACTIVE_STATES
-from escalade.escalation.triggers import related_key, related_triggers
+from escalade.escalation.lifecycle import is_done
+from escalade.escalation.triggers import grouping_keys, related_triggers
 from escalade.policy.models import Policy
 from escalade.routing.models import EscalationInput
 from escalade.service.effects import Effects
@@ -33,52 +40,45 @@ class Opener(Protocol):
     ) -> EscalationRow: ...
 
 
-def _is_incident(e: EscalationRow) -> bool:
-    return bool(e.package.get("fields", {}).get("incident"))
-
-
 def related_threshold(
     fx: Effects, policy: Policy, esc: EscalationRow, now: datetime, open_escalation: Opener
 ) -> None:
-    """Several related escalations within a window become one parent incident; a new
-    related escalation joins the incident while it is open."""
-    if _is_incident(esc):
+    """File a new escalation under its grouping keys; several related escalations within
+    a window become one parent incident, and a new related one joins it while it is open."""
+    keys = grouping_keys(policy, esc)
+    if not keys:
         return
     w = fx.uow
+    w.groups.add(esc.id, sorted(set(keys.values())), at=now)
     for trig in related_triggers(policy):
         th = trig.threshold
         assert th is not None and th.related is not None
-        if th.related == "category" and esc.category is None:
+        key = keys.get(th.related)
+        if key is None:
             continue
-        key = related_key(th.related, esc)
-        incident_key = f"{trig.id}:{key}"
-        parent_id = w.alert_keys.get(f"incident:{incident_key}")
+        value = key.split(":", 2)[2]
+        incident_key = f"{trig.id}:{value}"
+        binding = f"incident:{policy.id}:{incident_key}"
+        w.locks.acquire(binding)  # one decision at a time per incident
+        parent_id = w.alert_keys.get(binding)
         parent = w.escalations.get(parent_id) if parent_id is not None else None
-        if parent is not None and parent.state not in ACTIVE_STATES:
-            w.alert_keys.release(f"incident:{incident_key}")  # that incident is over
+        if parent is not None and is_done(parent.state):
+            w.alert_keys.release(binding)  # that incident is over
             parent = None
         if parent is not None:
             recent = [esc]  # the incident is open already: a new related one joins it
         else:
             earlier = [
-                e
-                for e in w.escalations.find(
-                    states=ACTIVE_STATES,
-                    category=esc.category if th.related == "category" else None,
-                    created_since=now - th.window,
-                    top_level=True,
-                    limit=1000,
-                )
-                if e.id != esc.id and related_key(th.related, e) == key and not _is_incident(e)
+                e for e in w.groups.active_members(key, since=now - th.window) if e.id != esc.id
             ]
-            recent = [*sorted(earlier, key=lambda e: e.id), esc]
+            recent = [*earlier, esc]
             if len(recent) <= th.more_than:
                 continue
         refs = [e.ref for e in recent]
         created = parent is None
         if parent is None:
             inp = EscalationInput(
-                subject=f"Incident: {len(recent)} related escalations ({th.related} {key})",
+                subject=f"Incident: {len(recent)} related escalations ({th.related} {value})",
                 description="\n".join(f"{e.ref}: {e.subject}" for e in recent),
                 category=trig.then.category or esc.category,
                 priority=trig.then.priority or esc.priority,
@@ -95,7 +95,7 @@ def related_threshold(
                     f"escalations within {format_duration(th.window)}"
                 ],
             )
-            w.alert_keys.bind(f"incident:{incident_key}", parent.id, at=now)
+            w.alert_keys.bind(binding, parent.id, at=now)
             # the rest of the trigger's outcome: a level, a priority floor, people to tell
             parent = apply_trigger(
                 fx, policy, parent, trig, now, f"threshold trigger '{trig.id}'", record=False

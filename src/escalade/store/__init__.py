@@ -14,6 +14,7 @@ from escalade.store.interface import (
     NewTimer,
     Store,
     StoreError,
+    TransientConflict,
     UnitOfWork,
     content_hash,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "TimelineEntry",
     "TimerRow",
     "TimerState",
+    "TransientConflict",
     "UnitOfWork",
     "content_hash",
 ]

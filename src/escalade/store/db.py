@@ -29,13 +29,15 @@ from sqlalchemy.pool import StaticPool
 
 from escalade.errors import IntegrityViolation
 from escalade.store import interface
-from escalade.store.interface import DEFAULT_DATABASE_URL, StoreError
+from escalade.store.interface import DEFAULT_DATABASE_URL, StoreError, TransientConflict
 from escalade.store.jsonvalues import dumps as _dumps
 from escalade.store.repositories import (
     SqlActionLedger,
     SqlActivityRepository,
     SqlAlertKeyRepository,
     SqlEscalationRepository,
+    SqlGroupRepository,
+    SqlKeyLocks,
     SqlOutboxRepository,
     SqlPolicyRepository,
     SqlTimelineRepository,
@@ -68,6 +70,8 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.activity = SqlActivityRepository(connection)
         self.alert_keys = SqlAlertKeyRepository(connection)
         self.actions = SqlActionLedger(connection)
+        self.locks = SqlKeyLocks(connection)
+        self.groups = SqlGroupRepository(connection)
 
     def commit(self) -> None:
         self.connection.commit()
@@ -127,6 +131,10 @@ class SqlStore(interface.Store):
             except sqlalchemy.exc.IntegrityError as exc:
                 # the one integrity error both stores raise (a taken ref, a missing parent)
                 raise IntegrityViolation(_first_line(exc)) from exc
+            except sqlalchemy.exc.OperationalError as exc:
+                if _transient(exc):
+                    raise TransientConflict(_first_line(exc)) from exc
+                raise
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the migrations shipped in the package up to ``revision``."""
@@ -147,6 +155,15 @@ class SqlStore(interface.Store):
     def describe(self) -> str:
         """The URL without its password, for messages."""
         return self.url.render_as_string(hide_password=True)
+
+
+# PostgreSQL SQLSTATEs of a transaction given up to keep concurrent ones consistent:
+# serialization_failure, deadlock_detected, lock_not_available
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def _transient(exc: sqlalchemy.exc.OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def _first_line(exc: sqlalchemy.exc.DBAPIError) -> str:

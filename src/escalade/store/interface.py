@@ -45,6 +45,11 @@ class ConcurrentUpdate(EscaladeError):
     """An escalation changed since it was read (optimistic locking)."""
 
 
+class TransientConflict(EscaladeError):
+    """The database gave this unit of work up to keep concurrent ones consistent (a
+    deadlock, a serialization failure): running it again from the start will do."""
+
+
 def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
@@ -355,6 +360,34 @@ class AlertKeyRepository(ABC):
         """Forget the key (the alert resolved); the next firing opens a new escalation."""
 
 
+class KeyLocks(ABC):
+    """Locks by name, held until the unit of work ends: a use case that must decide "is this
+    key new?" takes the key's lock first, so concurrent units of work on the same key run one
+    after the other and each sees what the previous one committed (PostgreSQL: a
+    transaction-level advisory lock; SQLite and the memory store already run one writing
+    unit of work at a time)."""
+
+    @abstractmethod
+    def acquire(self, *names: str) -> None:
+        """Wait for and hold the locks of ``names`` (taken in sorted order: no deadlock
+        between two units of work asking for the same set)."""
+
+
+class GroupRepository(ABC):
+    """Which escalations share a grouping key (a related-issue threshold's customer,
+    category, alert key or subject), by key and time: finding the related escalations
+    of a new one reads only those, never every open escalation."""
+
+    @abstractmethod
+    def add(self, escalation_id: int, keys: Sequence[str], *, at: datetime) -> None:
+        """File an escalation under its grouping keys, created at ``at``."""
+
+    @abstractmethod
+    def active_members(self, key: str, *, since: datetime) -> list[EscalationRow]:
+        """The escalations filed under ``key`` since ``since`` that are still active and not
+        linked to a parent incident, oldest first."""
+
+
 class ActionLedger(ABC):
     """The exactly-once ledger. Record an action's key in the same transaction as the
     action: if the key is already there, the action was done and must be skipped."""
@@ -383,6 +416,8 @@ class UnitOfWork(ABC):
     activity: ActivityRepository
     alert_keys: AlertKeyRepository
     actions: ActionLedger
+    locks: KeyLocks
+    groups: GroupRepository
 
     @abstractmethod
     def commit(self) -> None:

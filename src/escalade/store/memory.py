@@ -42,6 +42,8 @@ from escalade.store.interface import (
     AlertKeyRepository,
     ConcurrentUpdate,
     EscalationRepository,
+    GroupRepository,
+    KeyLocks,
     NaiveDatetimeError,
     NewTimer,
     OutboxRepository,
@@ -67,6 +69,7 @@ from escalade.store.rows import (
 MEMORY_URL = "memory://"
 # A unique key taken or a reference to nothing is refused with ``IntegrityViolation``, as
 # the SQL store refuses it.
+_ACTIVE = frozenset({"open", "acknowledged", "investigating"})
 _PENDING = TimerState.pending
 _OUT_PENDING = OutboxState.pending
 
@@ -182,6 +185,7 @@ class _Data:
     outbox_leased: dict[int, _Message] = field(default_factory=dict)
     activity: list[tuple[str, str, datetime, int]] = field(default_factory=list)
     alert_keys: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, SortedList] = field(default_factory=dict)  # key -> (created_at, id)
     actions_done: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -882,6 +886,37 @@ class MemoryAlertKeyRepository(_MemoryRepository, AlertKeyRepository):
         return True
 
 
+class MemoryKeyLocks(_MemoryRepository, KeyLocks):
+    """Nothing to wait for: one unit of work runs at a time (the store's lock)."""
+
+    def acquire(self, *names: str) -> None:
+        return None
+
+
+class MemoryGroupRepository(_MemoryRepository, GroupRepository):
+    def add(self, escalation_id: int, keys: Sequence[str], *, at: datetime) -> None:
+        _utc(at)
+        if escalation_id not in self._d.escalations:
+            raise IntegrityViolation(f"no escalation {escalation_id} to group")
+        for key in keys:
+            members = self._d.groups.get(key)
+            if members is None:
+                self._tx.put(self._d.groups, key, SortedList())
+                members = self._d.groups[key]
+            self._tx.add_sorted(members, (at, escalation_id))
+
+    def active_members(self, key: str, *, since: datetime) -> list[EscalationRow]:
+        members = self._d.groups.get(key)
+        if not members:
+            return []
+        found = []
+        for _, escalation_id in members.irange((_utc(since), -1)):
+            e = self._d.escalations[escalation_id]
+            if e.parent_id is None and e.state in _ACTIVE:
+                found.append(e)
+        return sorted(found, key=lambda e: e.id)
+
+
 class MemoryActionLedger(_MemoryRepository, ActionLedger):
     def record(self, key: str, *, worker: str, at: datetime) -> bool:
         if key in self._d.actions_done:
@@ -913,6 +948,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.activity = MemoryActivityRepository(self._txn)
         self.alert_keys = MemoryAlertKeyRepository(self._txn)
         self.actions = MemoryActionLedger(self._txn)
+        self.locks = MemoryKeyLocks(self._txn)
+        self.groups = MemoryGroupRepository(self._txn)
 
     def commit(self) -> None:
         self._txn.undo.clear()

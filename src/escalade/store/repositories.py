@@ -12,13 +12,26 @@ database refuses UPDATE/DELETE on it with a trigger).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from escalade.store import interface as iface
@@ -670,6 +683,48 @@ class SqlAlertKeyRepository(_Repository, iface.AlertKeyRepository):
         """Forget the key (the alert resolved); the next firing opens a new escalation."""
         result = self._conn.execute(t.alert_keys.delete().where(t.alert_keys.c.key == key))
         return bool(result.rowcount)
+
+
+class SqlKeyLocks(_Repository, iface.KeyLocks):
+    """PostgreSQL: transaction-level advisory locks on a 64-bit hash of each name. SQLite
+    needs none: every writing unit of work holds the database's one write lock
+    (``BEGIN IMMEDIATE``) from its start."""
+
+    def acquire(self, *names: str) -> None:
+        if self._conn.dialect.name != "postgresql":
+            return
+        for name in sorted(set(names)):
+            digest = hashlib.sha256(name.encode()).digest()[:8]
+            self._conn.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"),
+                {"k": int.from_bytes(digest, "big", signed=True)},
+            )
+
+
+class SqlGroupRepository(_Repository, iface.GroupRepository):
+    """Grouping keys of escalations (related-issue thresholds), indexed by key and time."""
+
+    def add(self, escalation_id: int, keys: Sequence[str], *, at: datetime) -> None:
+        if keys:
+            self._conn.execute(
+                t.escalation_groups.insert(),
+                [{"key": k, "escalation_id": escalation_id, "created_at": at} for k in keys],
+            )
+
+    def active_members(self, key: str, *, since: datetime) -> list[EscalationRow]:
+        g, e = t.escalation_groups, t.escalations
+        q = (
+            select(e)
+            .join(g, g.c.escalation_id == e.c.id)
+            .where(
+                g.c.key == key,
+                g.c.created_at >= since,
+                e.c.parent_id.is_(None),
+                e.c.state.in_(("open", "acknowledged", "investigating")),
+            )
+            .order_by(e.c.id)
+        )
+        return [_escalation(row) for row in self._conn.execute(q)]
 
 
 # --------------------------------------------------------------------------- actions done

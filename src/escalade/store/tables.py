@@ -170,6 +170,16 @@ alert_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+escalation_groups = Table(
+    "escalation_groups",
+    metadata,
+    # "<policy id>:<related kind>:<value>": relations stay within one policy
+    Column("key", String(400), primary_key=True),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "key", "created_at"),
+)
+
 actions_done = Table(
     "actions_done",
     metadata,

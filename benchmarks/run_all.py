@@ -22,11 +22,13 @@ BENCHMARKS = {
     "timers": [sys.executable, "benchmarks/bench_timers.py"],
     "simulate": [sys.executable, "-m", "benchmarks.bench_simulate"],
     "triage": [sys.executable, "benchmarks/bench_triage.py"],
+    "intake": [sys.executable, "-m", "benchmarks.bench_intake"],
 }
 QUICK = {
     "timers": ["--n", "20000", "--window", "10"],
     "simulate": ["--escalations", "200", "--runs", "1"],
     "triage": [],
+    "intake": ["--open", "100,10000", "--requests", "300"],
 }
 
 

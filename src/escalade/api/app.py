@@ -119,10 +119,7 @@ def create_app(
         result = readiness(state.store, state.engine, state.engine_thread)
         if result.ready:
             return JSONResponse({"status": "ready", "checks": result.checks})
-        items = [
-            error_item(msg, loc=["readyz", check], type=kind)
-            for check, msg, kind in result.failures
-        ]
+        items = [error_item(msg, loc=[check], type=kind) for check, msg, kind in result.failures]
         return error_response(503, items, headers={"Retry-After": "5"})
 
     @app.get("/v1/policy", tags=["policy"])

@@ -616,10 +616,10 @@ def _validated(doc: Document) -> Policy:
     return Policy.model_validate(doc.data)
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, *, allow_includes_outside: bool = False) -> Policy:
     """A valid policy from a file, or PolicyInvalid with every problem."""
     try:
-        doc = load_document(path)
+        doc = load_document(path, allow_includes_outside=allow_includes_outside)
     except PolicyFileError as exc:
         raise PolicyInvalid(exc.problems) from None
     return _validated(doc)
@@ -633,11 +633,13 @@ def policy_from_text(text: str, display: str = "<policy>") -> Policy:
     return _validated(doc)
 
 
-def check_files(paths: Iterable[str | Path]) -> Iterator[Problem]:
+def check_files(
+    paths: Iterable[str | Path], *, allow_includes_outside: bool = False
+) -> Iterator[Problem]:
     """Problems for each file in turn (used by ``escalade policy check``)."""
     for path in paths:
         try:
-            doc = load_document(path)
+            doc = load_document(path, allow_includes_outside=allow_includes_outside)
         except PolicyFileError as exc:
             yield from sorted(set(exc.problems))
             continue

@@ -38,6 +38,7 @@ def router_for(policy: Policy, policy_path: Path | None) -> Router:
     return Router(policy, load_classifiers(policy, base))
 
 
-def load_router(policy_path: Path) -> Router:
+def load_router(policy_path: Path, *, allow_includes_outside: bool = False) -> Router:
     """Read, check and prepare a policy file (raises PolicyInvalid with every problem)."""
-    return router_for(load_policy(policy_path), policy_path)
+    policy = load_policy(policy_path, allow_includes_outside=allow_includes_outside)
+    return router_for(policy, policy_path)

@@ -129,9 +129,9 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
     @api.get("/escalations")
     def list_escalations(
         state: list[str] | None = Query(None, description="open, acknowledged, …"),
-        team: str | None = None,
+        team: str | None = Query(None, max_length=200),
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=1_000_000_000),
     ) -> list[dict[str, Any]]:
         with service.store.unit_of_work() as uow:
             rows = uow.escalations.find(states=state, team=team, limit=limit, offset=offset)

@@ -142,6 +142,26 @@ REFS = st.sampled_from(["F-1", "ESC-1", "NOPE", "%00", "a%00b", "x" * 300, "é",
 )
 
 
+QUERIES = [
+    "",
+    "?state=open",
+    "?team=ops%00",
+    "?limit=0",
+    "?limit=100000",
+    f"?offset={2**70}",
+    f"?offset={2**63}",
+    "?state=%ff&team=" + "t" * 5000,
+]
+RAW_BODIES = [
+    b"\xff\xfe",
+    b'{"subject": "\xc3"}',
+    b"",
+    b"{" * 100_000,
+    b"[" * 1000 + b"]" * 1000,
+    b'{"subject": "' + b"a" * 1_100_000 + b'"}',
+]
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
     """(method, url, body, headers)."""
@@ -149,10 +169,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
     headers = {"content-type": draw(st.sampled_from(["application/json", "application/x+json"]))}
     if kind == "get":
         ref = draw(REFS)
-        query = draw(
-            st.sampled_from(["", "?state=open", "?team=ops%00", "?limit=0", "?limit=100000",
-                             f"?offset={2**70}", f"?offset={2**63}", "?state=%ff&team=" + "t" * 5000])
-        )  # fmt: skip
+        query = draw(st.sampled_from(QUERIES))
         return (
             "GET",
             draw(st.sampled_from([f"/v1/escalations/{ref}", f"/v1/escalations{query}"])),
@@ -162,10 +179,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
     path = draw(st.sampled_from(sorted(FIELDS)))
     url = path.replace("{ref}", draw(REFS))
     if kind == "bytes":
-        body = draw(
-            st.sampled_from([b"\xff\xfe", b'{"subject": "\xc3"}', b"", b"{" * 100_000,
-                             b"[" * 1000 + b"]" * 1000, b'{"subject": "' + b"a" * 1_100_000 + b'"}'])
-        )  # fmt: skip
+        body = draw(st.sampled_from(RAW_BODIES))
         return "POST", url, body, headers
     if kind == "whole":
         return "POST", url, dumps(draw(VALUES)).encode("utf-8", "surrogatepass"), headers

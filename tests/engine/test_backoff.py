@@ -4,19 +4,20 @@ traceback per pass), reports its state for /readyz, and picks up the due work af
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from escalade.clock import SystemClock
-from escalade.engine import Engine, schedule
+from escalade.clock import SystemClock, VirtualClock
+from escalade.engine import Engine, EngineConfig, schedule
 from escalade.engine.runner import BACKOFF_START
 from escalade.store import TimerRow, UnitOfWork
 from escalade.store.memory import MemoryStore
@@ -119,3 +120,33 @@ def test_an_unexpected_error_logs_its_traceback_once(
     _wait(lambda: engine.status.state == "running")
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 1 and "pass failed; backing off" in tracebacks[0].message
+
+
+def test_a_database_outage_spends_no_attempt_of_a_timer() -> None:
+    """A timer whose handler meets a database outage is not failed (with few attempts left
+    it would be given up, its action lost): the pass fails, and the timer fires later."""
+    store = MemoryStore()
+    clock = VirtualClock(datetime(2026, 3, 8, 12, tzinfo=UTC))
+    outages = 3
+    fired: list[str] = []
+
+    def handler(uow: UnitOfWork, timer: TimerRow, now: datetime) -> None:
+        nonlocal outages
+        if outages:
+            outages -= 1
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+        fired.append(timer.key)
+
+    config = EngineConfig(max_attempts=1, lease=timedelta(seconds=1))
+    engine = Engine(store, clock, {"t": handler}, config=config, worker="w")
+    with store.unit_of_work() as uow:
+        schedule(uow, kind="t", due_at=clock.now(), key="page-ana", payload={})
+        uow.commit()
+    for _ in range(10):
+        with contextlib.suppress(OperationalError):
+            engine.run_until_idle()
+        clock.advance(timedelta(seconds=2))  # the failed pass's claim runs out
+    assert fired == ["page-ana"]
+    with store.unit_of_work() as uow:
+        timer = uow.timers.get("page-ana")
+    assert timer is not None and timer.state.value == "done"

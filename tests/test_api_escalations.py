@@ -88,13 +88,22 @@ def test_refusals_have_reasons(client: TestClient) -> None:
     client.post("/v1/escalations", json={"ref": "T-2", "subject": "question"})
     r = client.post("/v1/escalations/T-2/actions", json={"action": "close", "by": "lena"})
     assert r.status_code == 409
-    assert r.json()["detail"] == "cannot close an escalation that is open: resolve it first"
+    assert r.json()["detail"] == [
+        {
+            "loc": ["body", "action"],
+            "field": "action",
+            "msg": "cannot close an escalation that is open: resolve it first",
+            "type": "conflict",
+        }
+    ]
     r = client.post("/v1/escalations/NOPE/actions", json={"action": "acknowledge", "by": "x"})
-    assert r.status_code == 404 and "NOPE" in r.json()["detail"]
+    assert r.status_code == 404 and "NOPE" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["type"] == "not_found"
     r = client.post("/v1/escalations/T-2/actions", json={"action": "dance", "by": "x"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "action"
     r = client.post("/v1/escalations", json={"ref": "T-2", "subject": "again"})
-    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+    assert r.status_code == 409 and "already exists" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["field"] == "ref"
     r = client.post("/v1/escalations", json={"subject": "x", "priority": "P9"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "priority"
     assert client.get("/v1/escalations/NOPE").status_code == 404
@@ -130,7 +139,7 @@ def test_activity_threshold_creates_an_escalation(client: TestClient) -> None:
 
 def test_escalade_names_are_reserved(client: TestClient) -> None:
     r = client.post("/v1/escalations", json={"ref": "ESC-2", "subject": "x"})
-    assert r.status_code == 409 and "given by Escalade" in r.json()["detail"]
+    assert r.status_code == 409 and "given by Escalade" in r.json()["detail"][0]["msg"]
     first = client.post("/v1/escalations", json={"subject": "question one"}).json()
     second = client.post("/v1/escalations", json={"subject": "question two"}).json()
     assert (first["ref"], second["ref"]) == ("ESC-1", "ESC-2")

@@ -3,6 +3,8 @@
 Every broken policy under ``policy_corpus/broken`` has a sibling ``NAME.expected`` with the
 exact lines the checker must print. The check runs from ``policy_corpus`` so that FILE in
 ``FILE:LINE:COL: message`` is ``broken/NAME.yaml`` (and ``includes/…`` for included parts).
+The corpus keeps shared parts in ``policy_corpus/includes``, beside ``broken/`` and
+``valid/``, so it is checked with ``--allow-includes-outside``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def test_corpus_is_big_enough() -> None:
 def test_broken_policy_lists_every_problem(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
     expected = (Path("broken") / name).with_suffix(".expected").read_text("utf-8").splitlines()
-    result = run("policy", "check", f"broken/{name}")
+    result = run("policy", "check", "--allow-includes-outside", f"broken/{name}")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == expected
     assert expected, "a broken policy has at least one problem"
@@ -54,16 +56,16 @@ def test_broken_policy_lists_every_problem(name: str, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("name", VALID)
 def test_valid_policy_passes(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
-    result = run("policy", "check", f"valid/{name}")
+    result = run("policy", "check", "--allow-includes-outside", f"valid/{name}")
     assert result.exit_code == 0, result.stdout
     assert result.stdout == ""
-    load_policy(f"valid/{name}")  # and the library agrees
+    load_policy(f"valid/{name}", allow_includes_outside=True)  # and the library agrees
 
 
 def test_several_files_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
     names = ["broken/bands_gap.yaml", "valid/minimal.yaml", "broken/empty.yaml"]
-    result = run("policy", "check", *names)
+    result = run("policy", "check", "--allow-includes-outside", *names)
     assert result.exit_code == 1
     expected = [
         *Path("broken/bands_gap.expected").read_text("utf-8").splitlines(),
@@ -74,7 +76,9 @@ def test_several_files_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_file_and_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
-    result = run("policy", "check", "broken/no-such-policy.yaml", "valid")
+    result = run(
+        "policy", "check", "--allow-includes-outside", "broken/no-such-policy.yaml", "valid"
+    )
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "broken/no-such-policy.yaml:1:1: no such file",
@@ -84,14 +88,14 @@ def test_missing_file_and_folder(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_valid_files_together(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
-    result = run("policy", "check", *(f"valid/{n}" for n in VALID))
+    result = run("policy", "check", "--allow-includes-outside", *(f"valid/{n}" for n in VALID))
     assert result.exit_code == 0
     assert f"{len(VALID)} policies valid" in result.stderr
 
 
 def test_included_parts_merge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
-    policy = load_policy("valid/with_include.yaml")
+    policy = load_policy("valid/with_include.yaml", allow_includes_outside=True)
     assert [p.id for p in policy.people] == ["alice", "bob", "carol"]
     assert [r.id for r in policy.roles] == ["tech-lead", "cfo"]
     assert [c.id for c in policy.calendars] == ["office"]

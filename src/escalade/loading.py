@@ -37,15 +37,17 @@ CHECKS: tuple[PolicyCheck, ...] = (_check_models,)
 """The checks a policy file gets beyond its own text."""
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, *, allow_includes_outside: bool = False) -> Policy:
     """A valid policy from a file, its triage models checked too (PolicyInvalid with
-    every problem otherwise)."""
-    return _load_policy(path, checks=CHECKS)
+    every problem otherwise). Includes outside the policy's folder only when allowed."""
+    return _load_policy(path, CHECKS, allow_includes_outside=allow_includes_outside)
 
 
-def check_files(paths: Iterable[str | Path]) -> Iterator[Problem]:
+def check_files(
+    paths: Iterable[str | Path], *, allow_includes_outside: bool = False
+) -> Iterator[Problem]:
     """Problems of each policy file in turn, models included (``escalade policy check``)."""
-    return _check_files(paths, checks=CHECKS)
+    return _check_files(paths, CHECKS, allow_includes_outside=allow_includes_outside)
 
 
 def load_classifiers(policy: Policy, policy_dir: Path) -> dict[str, Predictor]:
@@ -71,6 +73,7 @@ def router_for(policy: Policy, policy_path: Path | None) -> Router:
     return Router(policy, load_classifiers(policy, base))
 
 
-def load_router(policy_path: Path) -> Router:
+def load_router(policy_path: Path, *, allow_includes_outside: bool = False) -> Router:
     """Read, check and prepare a policy file (raises PolicyInvalid with every problem)."""
-    return router_for(load_policy(policy_path), policy_path)
+    policy = load_policy(policy_path, allow_includes_outside=allow_includes_outside)
+    return router_for(policy, policy_path)

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from escalade import __version__
+from escalade.api.errors import error_item, error_response, install_error_handlers
 from escalade.api.escalations import escalation_router
+from escalade.api.health import readiness
+from escalade.api.limits import Limits, LimitsMiddleware
 from escalade.clock import Clock, SystemClock
 from escalade.engine.runner import Engine
 from escalade.loading import router_for
@@ -23,6 +26,7 @@ from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router, RoutingInputError
 from escalade.service import EscalationService
 from escalade.settings import Settings
+from escalade.store import Store
 
 
 @dataclass
@@ -32,19 +36,9 @@ class AppState:
     policy_path: Path | None
     router: Router
     clock: Clock
-
-
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    out = []
-    for err in exc.errors():
-        loc = [str(x) for x in err.get("loc", ())]
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        out.append(
-            {"loc": loc, "field": ".".join(loc[1:]) or "body", "msg": msg, "type": err.get("type")}
-        )
-    return out
+    store: Store | None = None
+    engine: Engine | None = None
+    engine_thread: threading.Thread | None = None
 
 
 def create_app(
@@ -55,9 +49,11 @@ def create_app(
     *,
     service: EscalationService | None = None,
     engine: Engine | None = None,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The API. With a ``service`` it stores escalations; with an ``engine`` it also runs
-    the engine in a thread for as long as it serves (the single-machine default)."""
+    the engine in a thread for as long as it serves (the single-machine default).
+    ``limits`` bound every request (``escalade.api.limits``)."""
     state = AppState(
         settings=settings,
         policy=policy,
@@ -66,6 +62,8 @@ def create_app(
         if service and service.active
         else router_for(policy, policy_path),
         clock=clock or SystemClock(),
+        store=service.store if service is not None else None,
+        engine=engine,
     )
 
     @asynccontextmanager
@@ -77,6 +75,7 @@ def create_app(
                 target=engine.run_forever, args=(stop,), name="escalade-engine", daemon=True
             )
             thread.start()
+        state.engine_thread = thread
         try:
             yield
         finally:
@@ -84,7 +83,9 @@ def create_app(
             if thread is not None:
                 thread.join(timeout=10)
 
-    app = FastAPI(
+    # the interactive docs (/docs, /redoc) load their scripts and styles from this app,
+    # never from a CDN: they work offline
+    app = FastAPIOffline(
         title="Escalade",
         version=__version__,
         description="Support escalation and on-call: the escalation process as code.",
@@ -94,19 +95,32 @@ def create_app(
         app.include_router(escalation_router(service, engine.wake if engine else None))
     app.state.escalade = state
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": _field_errors(exc)})
+    app.add_middleware(LimitsMiddleware, limits=limits or Limits())
+    install_error_handlers(app)
 
     @app.exception_handler(RoutingInputError)
-    async def _unknown(_: Request, exc: RoutingInputError) -> JSONResponse:
-        detail = [{"loc": ["body", exc.field], "field": exc.field, "msg": exc.message}]
-        return JSONResponse(status_code=422, content={"detail": detail})
+    async def _unknown(_: Any, exc: RoutingInputError) -> JSONResponse:
+        item = error_item(exc.message, loc=["body", exc.field], type="unknown_value")
+        return error_response(422, [item])
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
-        """Liveness: the process is up and holds a valid policy."""
+        """Liveness: the process is up and holds a valid policy (touches no database)."""
         return {"status": "ok", "version": __version__, "policy": state.policy.id}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "Not ready: which check failed, in the error shape"}},
+    )
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers, its schema is current, and the engine (when
+        this process runs one) is running. 503 with ``Retry-After`` when not."""
+        result = readiness(state.store, state.engine, state.engine_thread)
+        if result.ready:
+            return JSONResponse({"status": "ready", "checks": result.checks})
+        items = [error_item(msg, loc=[check], type=kind) for check, msg, kind in result.failures]
+        return error_response(503, items, headers={"Retry-After": "5"})
 
     @app.get("/v1/policy", tags=["policy"])
     def get_policy() -> dict[str, Any]:

@@ -5,21 +5,40 @@ answers (404 unknown, 409 not allowed now, 422 bad input)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from escalade.api.errors import ApiError
 from escalade.escalation.lifecycle import Action
 from escalade.escalation.snapshot import Snapshot
 from escalade.routing.models import EscalationInput
 from escalade.service import ActionRefused, AlertIn, EscalationService, NotFound
 from escalade.store.rows import EscalationRow, TimelineEntry
 
+# A ref is an id in URLs and logs: 1–64 letters, digits, '.', '_', ':' or '-', starting
+# with a letter or a digit (docs/api.md).
+REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+REF_RULE = "1 to 64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+
 
 class CreateEscalation(EscalationInput):
-    ref: str | None = Field(None, max_length=64, description="Your own id (default ESC-<n>)")
-    by: str = Field("api", max_length=200, description="Who raises it")
+    ref: str | None = Field(
+        None,
+        max_length=64,
+        description=f"Your own id (default ESC-<n>): {REF_RULE}",
+        json_schema_extra={"pattern": REF_PATTERN.pattern},
+    )
+    by: str = Field("api", min_length=1, max_length=200, description="Who raises it")
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_pattern(cls, value: str | None) -> str | None:
+        if value is not None and not REF_PATTERN.fullmatch(value):
+            raise ValueError(f"'{value[:80]}' is not a ref: a ref is {REF_RULE}")
+        return value
 
 
 class ActionIn(BaseModel):
@@ -38,9 +57,9 @@ class AlertBody(BaseModel):
     source: str = Field("api", min_length=1, max_length=80)
     key: str = Field(min_length=1, max_length=250)
     status: Literal["firing", "resolved"] = "firing"
-    severity: str | None = None
-    summary: str = ""
-    description: str = ""
+    severity: str | None = Field(None, max_length=80)
+    summary: str = Field("", max_length=2000)
+    description: str = Field("", max_length=100_000)
 
 
 class ActivityBody(BaseModel):
@@ -102,16 +121,17 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
         try:
             esc = service.create(inp, by=body.by, ref=body.ref)
         except ActionRefused as exc:
-            raise HTTPException(409, str(exc)) from None
+            about_ref = body.ref is not None and body.ref in str(exc)
+            raise ApiError(409, str(exc), loc=["body", "ref"] if about_ref else ["body"]) from None
         _woken()
         return escalation_view(esc)
 
     @api.get("/escalations")
     def list_escalations(
         state: list[str] | None = Query(None, description="open, acknowledged, …"),
-        team: str | None = None,
+        team: str | None = Query(None, max_length=200),
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=1_000_000_000),
     ) -> list[dict[str, Any]]:
         with service.store.unit_of_work(readonly=True) as uow:
             rows = uow.escalations.find(states=state, team=team, limit=limit, offset=offset)
@@ -123,7 +143,7 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
         with service.store.unit_of_work(readonly=True) as uow:
             esc = uow.escalations.get_by_ref(ref)
             if esc is None:
-                raise HTTPException(404, f"no escalation '{ref}'")
+                raise ApiError(404, f"no escalation '{ref}'", loc=["path", "ref"])
             entries = uow.timeline.for_escalation(esc.id)
         return {**escalation_view(esc), "timeline": [timeline_view(t) for t in entries]}
 
@@ -136,9 +156,9 @@ def escalation_router(service: EscalationService, wake: Any = None) -> APIRouter
                 ref, body.action, by=body.by, reason=body.reason, to=body.to, text=body.text
             )
         except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise ApiError(404, str(exc), loc=["path", "ref"]) from None
         except ActionRefused as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise ApiError(409, str(exc), loc=["body", "action"]) from None
         _woken()
         return escalation_view(esc)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from escalade.cli.db import db_app
+from escalade.cli.policyfile import allow_includes_outside_option
 from escalade.cli.route import route_command
 from escalade.cli.serve import serve_command
 from escalade.cli.simulate import simulate_command
@@ -36,12 +37,15 @@ app.command("worker")(worker)
 
 
 @policy_app.command("check")
-def policy_check(files: list[Path] = typer.Argument(..., help="Policy files to check")) -> None:
+def policy_check(
+    files: list[Path] = typer.Argument(..., help="Policy files to check"),
+    allow_includes_outside: bool = allow_includes_outside_option(),
+) -> None:
     """Check policy files; list every problem as FILE:LINE:COL: message."""
     from escalade.loading import check_files
 
     count = 0
-    for problem in check_files(files):
+    for problem in check_files(files, allow_includes_outside=allow_includes_outside):
         typer.echo(str(problem))
         count += 1
     if count:

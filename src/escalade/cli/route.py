@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from escalade.batching import batch_gc
-from escalade.cli.policyfile import router_or_exit
+from escalade.cli.policyfile import allow_includes_outside_option, router_or_exit
 from escalade.clock import SystemClock
 from escalade.errors import EscaladeError
 from escalade.routing.explain import explain
@@ -120,9 +120,10 @@ def route_command(
     ),
     policy: Path = typer.Option(..., "--policy", "-p", help="Policy file"),
     explain_flag: bool = typer.Option(False, "--explain", help="Print for a person, not JSON"),
+    allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
     """Route escalation inputs with a policy and print the decisions (spec/route.md)."""
-    router = router_or_exit(policy)
+    router = router_or_exit(policy, allow_includes_outside=allow_includes_outside)
     with batch_gc():  # a batch builds up many objects: see escalade.batching
         failed, total = _route_all(router, input_path, explain_flag)
     if failed:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from escalade.cli.db import require_current_schema
-from escalade.cli.policyfile import router_or_exit
+from escalade.cli.policyfile import allow_includes_outside_option, router_or_exit
 from escalade.settings import Settings
 
 
@@ -20,6 +20,7 @@ def serve_command(
     with_engine: bool = typer.Option(
         True, "--engine/--no-engine", help="Run the engine in this process (one machine)"
     ),
+    allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
     """Serve Escalade's API."""
     # imported here so that other commands start without the server and the database
@@ -32,7 +33,7 @@ def serve_command(
     if settings.policy_path is None:
         typer.echo("no policy: give --policy FILE or set ESCALADE_POLICY", err=True)
         raise typer.Exit(1)
-    router = router_or_exit(settings.policy_path)
+    router = router_or_exit(settings.policy_path, allow_includes_outside=allow_includes_outside)
     active = router.policy
     store = open_sql_store(settings)
     require_current_schema(store)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from escalade.cli.policyfile import router_or_exit
+from escalade.cli.policyfile import allow_includes_outside_option, router_or_exit
 from escalade.simulate import STORES
 from escalade.simulate.scenario import ScenarioInvalid, load_scenario
 
@@ -48,6 +48,7 @@ def simulate_command(
         help="The throw-away database: memory (fast) or sqlite (the production SQL); "
         "both print the same",
     ),
+    allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
     """Run a scenario on a virtual clock and print what the engine did."""
     # imported here so that other commands start without the engine and the store
@@ -70,7 +71,7 @@ def simulate_command(
     if path is None:
         typer.echo(f"{scenario}: no policy: give --policy or a 'policy:' key", err=True)
         raise typer.Exit(1)
-    router = router_or_exit(path)
+    router = router_or_exit(path, allow_includes_outside=allow_includes_outside)
     try:
         rows = run_scenario(parsed, router, store=store)
     except ScenarioInvalid as exc:

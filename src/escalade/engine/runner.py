@@ -13,8 +13,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -23,10 +25,26 @@ from escalade.engine.config import EngineConfig
 from escalade.engine.outbox import Channel, OutboxStep, SentHook
 from escalade.engine.timers import TimerHandler, TimerStep
 from escalade.store import Store
+from escalade.store.availability import database_outage
 
 log = logging.getLogger("escalade.engine")
 
 SQLITE_PAUSE_SECONDS = 0.005
+BACKOFF_START = 0.5  # seconds after the first failed pass; doubles per failure
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What ``run_forever`` is doing: ``stopped``, ``running``, or failing (e.g.
+    ``database unavailable``) since ``since`` (``time.monotonic``) for ``failures`` passes."""
+
+    state: str
+    failures: int = 0
+    since: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "running"
 
 
 class Step(Protocol):
@@ -73,6 +91,7 @@ class Engine:
             steps = built
         self.steps: list[Step] = list(steps)
         self._wake = threading.Event()
+        self.status = EngineStatus("stopped")
 
     def run_once(self, now: datetime | None = None) -> int:
         """One pass: each step once, in order. Returns how many rows were handled."""
@@ -103,27 +122,86 @@ class Engine:
         """Run a pass now instead of waiting for the poll (e.g. after the API queued work)."""
         self._wake.set()
 
-    def run_forever(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
+    def run_forever(
+        self, stop: threading.Event, poll_interval: float = 1.0, *, max_backoff: float = 30.0
+    ) -> None:
         """Run passes until ``stop`` is set. When idle, wait until the next due time, the
-        poll interval or ``wake()``, whichever comes first. Errors are logged, not fatal:
-        claims left behind come back when their lease runs out."""
+        poll interval or ``wake()``, whichever comes first.
+
+        A failing pass is not fatal (claims left behind come back when their lease runs
+        out): the engine backs off exponentially (``BACKOFF_START`` doubling up to
+        ``max_backoff`` seconds) and logs one line when it starts failing (a traceback only
+        for errors that are not the database being unavailable or busy) and one when it
+        works again; ``status`` says which state it is in."""
         log.info("engine %s started: steps %s", self.worker, [s.name for s in self.steps])
-        while not stop.is_set():
-            try:
-                if self.run_once(self.clock.now()):
-                    if self.store.dialect == "sqlite":
-                        # One writer at a time: leave a gap for the API's writes.
-                        stop.wait(SQLITE_PAUSE_SECONDS)
-                    continue
-                wait = poll_interval
-                due = self.next_due()
-                if due is not None:
-                    wait = min(wait, max((due - self.clock.now()).total_seconds(), 0.0))
-            except Exception:
-                log.exception("engine pass failed; retrying in %.1fs", poll_interval)
-                wait = poll_interval
-            self._sleep(stop, wait)
+        self.status = EngineStatus("running")
+        try:
+            while not stop.is_set():
+                try:
+                    wait = self._pass(stop, poll_interval)
+                except Exception as exc:
+                    wait = self._failed(exc, max_backoff)
+                else:
+                    self._recovered()
+                if wait is not None:
+                    self._sleep(stop, wait)
+        finally:
+            self.status = EngineStatus("stopped")
         log.info("engine %s stopped", self.worker)
+
+    def _pass(self, stop: threading.Event, poll_interval: float) -> float | None:
+        """One pass; how long to wait before the next (None: go on at once)."""
+        if self.run_once(self.clock.now()):
+            if self.store.dialect == "sqlite":
+                # One writer at a time: leave a gap for the API's writes.
+                stop.wait(SQLITE_PAUSE_SECONDS)
+            return None
+        wait = poll_interval
+        due = self.next_due()
+        if due is not None:
+            wait = min(wait, max((due - self.clock.now()).total_seconds(), 0.0))
+        return wait
+
+    def _failed(self, exc: Exception, max_backoff: float) -> float:
+        """Back off; say so once per state (not once per pass)."""
+        outage = database_outage(exc)
+        state = f"database {outage.kind}" if outage else f"failing ({type(exc).__name__})"
+        previous = self.status
+        failures = previous.failures + 1
+        wait = min(BACKOFF_START * 2 ** min(failures - 1, 30), max_backoff)
+        since = previous.since if previous.state == state else time.monotonic()
+        self.status = EngineStatus(state, failures=failures, since=since)
+        if previous.state == state:
+            log.debug("engine %s: still %s; retrying in %.1fs", self.worker, state, wait)
+        elif outage is not None:
+            log.warning(
+                "engine %s: %s (%s); backing off, retrying in %.1fs, up to every %.0fs",
+                self.worker,
+                state,
+                outage.reason,
+                wait,
+                max_backoff,
+            )
+        else:
+            log.exception(
+                "engine %s: pass failed; backing off, retrying in %.1fs, up to every %.0fs",
+                self.worker,
+                wait,
+                max_backoff,
+            )
+        return wait
+
+    def _recovered(self) -> None:
+        previous = self.status
+        if previous.failures:
+            log.warning(
+                "engine %s: working again after %.1fs %s (%d failed passes)",
+                self.worker,
+                time.monotonic() - previous.since,
+                previous.state,
+                previous.failures,
+            )
+            self.status = EngineStatus("running")
 
     def _sleep(self, stop: threading.Event, seconds: float) -> None:
         remaining = seconds
@@ -135,4 +213,4 @@ class Engine:
             remaining -= slice_
 
 
-__all__ = ["Engine", "Step", "worker_id"]
+__all__ = ["Engine", "EngineStatus", "Step", "worker_id"]

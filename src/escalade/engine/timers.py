@@ -22,6 +22,7 @@ from typing import Any
 
 from escalade.engine.config import EngineConfig
 from escalade.store import Store, TimerRow, UnitOfWork
+from escalade.store.availability import database_outage
 from escalade.store.rows import evolve
 
 log = logging.getLogger("escalade.engine.timers")
@@ -122,6 +123,10 @@ class TimerStep:
                         self.handlers[timer.kind](uow, timer, now)
                     uow.timers.finish([(timer.id, timer.late)], now=now)
             except Exception as exc:
+                if database_outage(exc) is not None:
+                    # not the timer's fault: no attempt is spent (attempts run out and a
+                    # timer is given up); the engine backs off and the lease brings it back
+                    raise
                 give_up = timer.attempts >= self.config.max_attempts
                 log.exception(
                     "timer %s (%s) failed on attempt %d%s",

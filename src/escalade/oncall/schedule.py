@@ -8,6 +8,13 @@ local across DST; the shift that contains a DST change is an hour shorter or lon
 Wall times are mapped to instants as in ``sla.localtime`` (a gap time → the transition,
 a repeated time → its first occurrence).
 
+A short rotation can have several hand-offs in one spring-forward gap (every 15 minutes:
+02:00, 02:15, 02:30 and 02:45 do not exist); they would all map to the transition, together
+with 03:00, and give shifts of zero length. Those boundaries are skipped, never the
+people: the turns go on in order from the next hand-off that exists, so the person whose
+turn would have vanished takes the next shift and everyone after follows one turn later.
+In the fall-back the repeated hour simply makes one shift an hour longer.
+
 Layers: the last layer in the schedule is the highest; ``on_call`` lists the highest
 first. Before a rotation's anchor its layer has nobody on call.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from escalade.policy.models import Rotation, Schedule
@@ -68,6 +76,61 @@ def _step(rotation: Rotation) -> timedelta:
     return rotation.every
 
 
+# No DST gap is longer than this (the longest on record is Samoa's skipped day in 2011):
+# rotations with a longer step can never have two hand-offs in one gap.
+_LONGEST_GAP = timedelta(hours=48)
+_SECOND = timedelta(seconds=1)
+
+
+@lru_cache(maxsize=8192)
+def _gaps_in_year(key: str, year: int) -> tuple[tuple[datetime, datetime], ...]:
+    """The wall times that do not exist in zone ``key`` because of a transition in UTC year
+    ``year``: naive local ``[start, end)`` pairs (``end`` is what the clock shows after)."""
+    tz = ZoneInfo(key)
+    t = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    before = t.astimezone(tz).utcoffset()
+    gaps = []
+    while t < end:
+        day_end = min(t + timedelta(days=1), end)
+        after = day_end.astimezone(tz).utcoffset()
+        if after != before:
+            # bisect on whole seconds for the transition instant in (t, day_end]
+            lo, hi = 0, int((day_end - t) / _SECOND)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if (t + mid * _SECOND).astimezone(tz).utcoffset() == before:
+                    lo = mid
+                else:
+                    hi = mid
+            transition = (t + hi * _SECOND).replace(tzinfo=None)
+            if before is not None and after is not None and after > before:
+                gaps.append((transition + before, transition + after))
+            before = after
+        t = day_end
+    return tuple(gaps)
+
+
+def _skipped_before(rotation: Rotation, tz: ZoneInfo, k: int) -> int:
+    """How many of the hand-offs 0 … k−1 are skipped: boundary ``i`` is skipped when its
+    wall time lies in a DST gap and so does boundary ``i + 1`` (or it is the gap's end):
+    both start at the transition instant, so shift ``i`` would last no time at all."""
+    step = _step(rotation)
+    if k <= 0 or step > _LONGEST_GAP:
+        return 0
+    anchor = _anchor(rotation)
+    last = anchor + (k - 1) * step
+    skipped = 0
+    for year in range(anchor.year - 1, last.year + 2):
+        for start, end in _gaps_in_year(tz.key, year):
+            # boundaries i with start <= anchor + i*step <= end - step
+            first = max(0, -((anchor - start) // step))
+            final = min(k - 1, (end - step - anchor) // step) if end - step >= start else -1
+            if final >= first:
+                skipped += final - first + 1
+    return skipped
+
+
 def _boundary(rotation: Rotation, tz: ZoneInfo, k: int) -> datetime:
     """The UTC instant shift ``k`` starts."""
     return first_instant(_anchor(rotation) + k * _step(rotation), tz)
@@ -90,7 +153,10 @@ def _shift_index(rotation: Rotation, tz: ZoneInfo, at: datetime) -> int:
 def layer_on_call(rotation: Rotation, tz: ZoneInfo, at: datetime) -> str | None:
     """The person one rotation puts on call at ``at``, or None before it starts."""
     k = _shift_index(rotation, tz, require_aware(at))
-    return None if k < 0 else rotation.people[k % len(rotation.people)]
+    if k < 0:
+        return None
+    turn = k - _skipped_before(rotation, tz, k)  # zero-length shifts take no turn
+    return rotation.people[turn % len(rotation.people)]
 
 
 def on_call(schedule: Schedule, at: datetime, overrides: Sequence[Override] = ()) -> list[str]:

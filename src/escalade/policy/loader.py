@@ -8,6 +8,7 @@ This module does file I/O and lives at the edge; the models it feeds are pure.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,21 +352,97 @@ def _document(located: Located, display: str, soft: list[Problem]) -> Document:
     )
 
 
-def _read(
-    path: Path, display: str, stack: tuple[tuple[Path, str], ...], soft: list[Problem]
-) -> Located:
+# Limits on what a policy may make Escalade read (docs/policy-language.md, "Includes").
+MAX_POLICY_FILE_BYTES = 1_000_000  # one file: the largest example is about 30 kB
+MAX_POLICY_TOTAL_BYTES = 4_000_000  # a policy and everything it includes
+MAX_POLICY_FILES = 100  # a policy and the files it includes
+
+
+@dataclass
+class ReadLimits:
+    """Where includes may come from, and how much one policy may read."""
+
+    root: Path | None  # includes must resolve under this folder (None: anywhere)
+    total_bytes: int = 0
+    files: int = 0
+
+
+def _read_bytes(path: Path, display: str, limits: ReadLimits) -> bytes:
+    """The bytes of a regular file of bounded size; never a device, FIFO or socket."""
+
+    def problem(message: str) -> PolicyFileError:
+        return PolicyFileError([Problem(Position(display, 1, 1), message)])
+
+    limits.files += 1
+    if limits.files > MAX_POLICY_FILES:
+        raise problem(f"a policy may read at most {MAX_POLICY_FILES} files with its includes")
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise PolicyFileError([Problem(Position(display, 1, 1), "no such file")]) from None
+        raise problem("no such file") from None
     except IsADirectoryError:
-        raise PolicyFileError(
-            [Problem(Position(display, 1, 1), "is a folder, not a file")]
-        ) from None
+        raise problem("is a folder, not a file") from None
     except OSError as exc:
-        raise PolicyFileError(
-            [Problem(Position(display, 1, 1), f"cannot read: {exc.strerror}")]
-        ) from None
+        raise problem(f"cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise problem("is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise problem(
+                f"is not a regular file (it is {_file_kind(info.st_mode)}): a policy is read "
+                "only from a regular file"
+            )
+        allowed = min(MAX_POLICY_FILE_BYTES, MAX_POLICY_TOTAL_BYTES - limits.total_bytes)
+        if info.st_size > allowed:
+            raise problem(_too_big(info.st_size, limits))
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, 65536):
+            size += len(chunk)
+            if size > allowed:  # it grew while we read
+                raise problem(_too_big(size, limits))
+            chunks.append(chunk)
+    except OSError as exc:
+        raise problem(f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    limits.total_bytes += size
+    return b"".join(chunks)
+
+
+def _too_big(size: int, limits: ReadLimits) -> str:
+    if size > MAX_POLICY_FILE_BYTES:
+        return (
+            f"the file is larger than {MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be"
+        )
+    return (
+        f"a policy and its includes may hold at most {MAX_POLICY_TOTAL_BYTES} bytes together; "
+        f"this file makes {limits.total_bytes + size}"
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def _read(
+    path: Path,
+    display: str,
+    stack: tuple[tuple[Path, str], ...],
+    soft: list[Problem],
+    limits: ReadLimits,
+) -> Located:
+    raw = _read_bytes(path, display, limits)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -376,7 +453,7 @@ def _read(
     doc = parse_yaml(text, display, soft)
     if not isinstance(doc.value, dict):
         raise PolicyFileError([Problem(doc.pos, _NOT_A_MAP)])
-    return _apply_includes(doc, path, display, stack, soft)
+    return _apply_includes(doc, path, display, stack, soft, limits)
 
 
 _NOT_A_MAP = "a policy is a YAML map of sections (id:, teams:, categories: …), not a list or text"
@@ -388,6 +465,7 @@ def _apply_includes(
     display: str,
     stack: tuple[tuple[Path, str], ...],
     soft: list[Problem],
+    limits: ReadLimits,
 ) -> Located:
     include = doc.value.pop("include", None)
     doc.keys.pop("include", None)
@@ -410,8 +488,18 @@ def _apply_includes(
                 Problem(entry.pos, f"include loop: {chain}; a file cannot include itself")
             )
             continue
+        if limits.root is not None and not target.is_relative_to(limits.root):
+            problems.append(
+                Problem(
+                    entry.pos,
+                    f"include {entry.value} is outside the policy's folder {limits.root} "
+                    f"(it is {target}): keep included parts in that folder or below, or allow "
+                    "it with --allow-includes-outside",
+                )
+            )
+            continue
         try:
-            part = _read(target, shown, (*stack, (target, shown)), soft)
+            part = _read(target, shown, (*stack, (target, shown)), soft, limits)
         except PolicyFileError as exc:
             if any(p.position.file == shown and p.message == "no such file" for p in exc.problems):
                 problems.append(
@@ -428,13 +516,17 @@ def _apply_includes(
     return doc if merged is None else _merge(merged, doc)
 
 
-def load_document(path: str | Path) -> Document:
-    """Read a policy file (and what it includes) into plain data with positions."""
+def load_document(path: str | Path, *, allow_includes_outside: bool = False) -> Document:
+    """Read a policy file (and what it includes) into plain data with positions.
+
+    Files are read only if they are regular files within the size limits; includes must
+    stay in the policy's folder (or below it) unless ``allow_includes_outside``."""
     p = Path(path)
     display = str(path)
     soft: list[Problem] = []
+    limits = ReadLimits(root=None if allow_includes_outside else p.resolve().parent)
     try:
-        located = _read(p, display, ((p.resolve(), display),), soft)
+        located = _read(p, display, ((p.resolve(), display),), soft, limits)
     except PolicyFileError as exc:
         raise PolicyFileError([*soft, *exc.problems]) from None
     return _document(located, display, soft)

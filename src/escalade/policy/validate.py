@@ -620,11 +620,16 @@ def _validated(doc: Document, checks: Sequence[PolicyCheck] = ()) -> Policy:
     return Policy.model_validate(doc.data)
 
 
-def load_policy(path: str | Path, checks: Sequence[PolicyCheck] = ()) -> Policy:
+def load_policy(
+    path: str | Path,
+    checks: Sequence[PolicyCheck] = (),
+    *,
+    allow_includes_outside: bool = False,
+) -> Policy:
     """A valid policy from a file, or PolicyInvalid with every problem (``checks``: more
     checks beyond the text; ``escalade.loading.load_policy`` adds the model files')."""
     try:
-        doc = load_document(path)
+        doc = load_document(path, allow_includes_outside=allow_includes_outside)
     except PolicyFileError as exc:
         raise PolicyInvalid(exc.problems) from None
     return _validated(doc, checks)
@@ -639,12 +644,15 @@ def policy_from_text(text: str, display: str = "<policy>") -> Policy:
 
 
 def check_files(
-    paths: Iterable[str | Path], checks: Sequence[PolicyCheck] = ()
+    paths: Iterable[str | Path],
+    checks: Sequence[PolicyCheck] = (),
+    *,
+    allow_includes_outside: bool = False,
 ) -> Iterator[Problem]:
     """Problems for each file in turn (used by ``escalade policy check``)."""
     for path in paths:
         try:
-            doc = load_document(path)
+            doc = load_document(path, allow_includes_outside=allow_includes_outside)
         except PolicyFileError as exc:
             yield from sorted(set(exc.problems))
             continue

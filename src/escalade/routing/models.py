@@ -9,7 +9,7 @@ required information, and the ordered reasons.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,10 +19,12 @@ from escalade.policy.models import Channel
 class Customer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    email: str | None = None
-    name: str | None = None
-    id: str | None = None
-    tier: str | None = Field(None, description="Account tier, e.g. free, premium, enterprise")
+    email: str | None = Field(None, max_length=320)
+    name: str | None = Field(None, max_length=200)
+    id: str | None = Field(None, max_length=200)
+    tier: str | None = Field(
+        None, max_length=80, description="Account tier, e.g. free, premium, enterprise"
+    )
     monthly_value: float | None = Field(None, ge=0, description="Revenue per month")
 
 
@@ -31,7 +33,9 @@ class Impact(BaseModel):
 
     users_affected: int | None = Field(None, ge=0)
     revenue_per_hour: float | None = Field(None, ge=0)
-    scope: str | None = Field(None, description="e.g. single user, segment, platform-wide")
+    scope: str | None = Field(
+        None, max_length=200, description="e.g. single user, segment, platform-wide"
+    )
 
 
 class EscalationInput(BaseModel):
@@ -41,11 +45,11 @@ class EscalationInput(BaseModel):
 
     subject: str = Field("", max_length=2000)
     description: str = Field("", max_length=100_000)
-    category: str | None = None
-    priority: str | None = None
+    category: str | None = Field(None, max_length=200)
+    priority: str | None = Field(None, max_length=200)
     channel: Channel | None = None
-    source: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    source: str | None = Field(None, max_length=200)
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
     customer: Customer = Field(default_factory=Customer)
     impact: Impact = Field(default_factory=Impact)
     amount: float | None = Field(None, ge=0, description="Money at stake")

@@ -48,7 +48,20 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a write waits for SQLite's one writer lock
+
+
+def sqlite_busy_timeout_ms() -> int:
+    """``$ESCALADE_SQLITE_BUSY_TIMEOUT_MS`` (read when an engine is built), else 30 s; after
+    it a locked database is an error (the API answers 503 with ``Retry-After``)."""
+    value = os.environ.get("ESCALADE_SQLITE_BUSY_TIMEOUT_MS", "").strip()
+    if not value:
+        return SQLITE_BUSY_TIMEOUT_MS
+    if not value.isdigit():
+        raise StoreError(
+            f"ESCALADE_SQLITE_BUSY_TIMEOUT_MS is '{value}': give milliseconds, e.g. 30000"
+        )
+    return int(value)
 
 
 class HasDatabaseUrl(Protocol):
@@ -192,11 +205,12 @@ def _create_engine(url: URL, *, echo: bool) -> Engine:
             url, echo=echo, json_serializer=_dumps, pool_pre_ping=True, pool_size=5
         )
     memory = _is_memory(url)
+    busy_ms = sqlite_busy_timeout_ms()
     engine = create_engine(
         url,
         echo=echo,
         json_serializer=_dumps,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         **({"poolclass": StaticPool} if memory else {}),
     )
 
@@ -208,7 +222,7 @@ def _create_engine(url: URL, *, echo: bool) -> Engine:
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

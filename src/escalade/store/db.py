@@ -33,6 +33,7 @@ from escalade.store.repositories import (
     SqlActionLedger,
     SqlActivityRepository,
     SqlAlertKeyRepository,
+    SqlDeliveryRepository,
     SqlEscalationRepository,
     SqlOutboxRepository,
     SqlPolicyRepository,
@@ -63,6 +64,7 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.timeline = SqlTimelineRepository(connection)
         self.timers = SqlTimerRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
+        self.deliveries = SqlDeliveryRepository(connection)
         self.activity = SqlActivityRepository(connection)
         self.alert_keys = SqlAlertKeyRepository(connection)
         self.actions = SqlActionLedger(connection)

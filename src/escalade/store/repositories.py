@@ -25,6 +25,8 @@ from escalade.store import interface as iface
 from escalade.store import tables as t
 from escalade.store.interface import ESCALATION_CHANGES, ConcurrentUpdate, NewTimer, content_hash
 from escalade.store.rows import (
+    DeliveryEvent,
+    DeliveryRow,
     EscalationRow,
     OutboxMessage,
     OutboxState,
@@ -491,7 +493,26 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
                 "attempts": 0,
             },
         )
-        return result.first() is not None
+        row = result.first()
+        if row is None:
+            return False
+        self._conn.execute(
+            _DELIVERY_INSERT,
+            {
+                "message_id": row[0],
+                "idempotency_key": key,
+                "escalation_id": escalation_id,
+                "channel": str(channel),
+                "recipient": recipient,
+                "event": DeliveryEvent.queued.value,
+                "at": at,
+                "attempt": 0,
+                "instance": None,
+                "error": None,
+                "retry_at": None,
+            },
+        )
+        return True
 
     def get(self, key: str) -> OutboxMessage | None:
         row = self._conn.execute(select(t.outbox).where(t.outbox.c.idempotency_key == key)).first()
@@ -568,6 +589,10 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         if ids:
             self._conn.execute(_OUTBOX_SENT, {"ids": list(ids), "at": at})
 
+    def cancel(self, ids: Sequence[int]) -> None:
+        if ids:
+            self._conn.execute(_OUTBOX_CANCEL, {"ids": list(ids)})
+
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
         values: dict[str, Any] = {"last_error": error[:4000], "claimed_by": None}
@@ -580,6 +605,58 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
             .where(t.outbox.c.id == message_id, t.outbox.c.state == OutboxState.pending.value)
             .values(**values)
         )
+
+
+class SqlDeliveryRepository(_Repository, iface.DeliveryRepository):
+    """The delivery log of outbox messages."""
+
+    def record_many(self, events: Sequence[iface.NewDelivery]) -> None:
+        if not events:
+            return
+        self._conn.execute(
+            _DELIVERY_INSERT,
+            [
+                {
+                    "message_id": e.message.id,
+                    "idempotency_key": e.message.key,
+                    "escalation_id": e.message.escalation_id,
+                    "channel": e.message.channel,
+                    "recipient": e.message.recipient,
+                    "event": e.event.value,
+                    "at": e.at,
+                    "attempt": e.message.attempts,
+                    "instance": e.instance,
+                    "error": None if e.error is None else e.error[:4000],
+                    "retry_at": e.retry_at,
+                }
+                for e in events
+            ],
+        )
+
+    def for_escalation(self, escalation_id: int, *, limit: int = 10_000) -> list[DeliveryRow]:
+        q = (
+            select(t.deliveries)
+            .where(t.deliveries.c.escalation_id == escalation_id)
+            .order_by(t.deliveries.c.id)
+            .limit(limit)
+        )
+        return [_delivery(r) for r in self._conn.execute(q)]
+
+    def for_message(self, key: str) -> list[DeliveryRow]:
+        message = select(t.outbox.c.id).where(t.outbox.c.idempotency_key == key)
+        q = (
+            select(t.deliveries)
+            .where(t.deliveries.c.message_id == message.scalar_subquery())
+            .order_by(t.deliveries.c.id)
+        )
+        return [_delivery(r) for r in self._conn.execute(q)]
+
+
+def _delivery(row: Row[Any]) -> DeliveryRow:
+    m = dict(row._mapping)
+    m["key"] = m.pop("idempotency_key")
+    m["event"] = DeliveryEvent(m["event"])
+    return DeliveryRow(**m)
 
 
 def _message(row: Row[Any]) -> OutboxMessage:
@@ -801,6 +878,16 @@ def _outbox_insert(dialect: str) -> Any:
         .returning(t.outbox.c.id)
     )
 
+
+_DELIVERY_INSERT = t.deliveries.insert()
+_OUTBOX_CANCEL = (
+    t.outbox.update()
+    .where(
+        t.outbox.c.id.in_(bindparam("ids", expanding=True)),
+        t.outbox.c.state == OutboxState.pending.value,
+    )
+    .values(state=OutboxState.cancelled.value, lease_until=None, claimed_by=None)
+)
 
 _OUTBOX_SENT = (
     t.outbox.update()

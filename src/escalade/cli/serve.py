@@ -26,6 +26,8 @@ def serve_command(
     import uvicorn
 
     from escalade.api.app import create_app
+    from escalade.channels.links import links_from_env
+    from escalade.channels.router import ChannelSetupError, policy_channels
     from escalade.clock import SystemClock
     from escalade.escalation.service import EscalationService
     from escalade.escalation.wiring import LoggingChannel, escalation_engine
@@ -42,9 +44,18 @@ def serve_command(
     clock = SystemClock()
     service = EscalationService(store, clock)
     service.apply_policy(active, router=router, by="serve")
-    engine = escalation_engine(service, LoggingChannel(service)) if with_engine else None
+    links = links_from_env(settings.database_url)
+    try:
+        # the policy's channels; message channels it configures nothing for are logged
+        channels = policy_channels(active, fallback=LoggingChannel(service), links=links)
+    except ChannelSetupError as exc:
+        typer.echo(f"error: {settings.policy_path}: channels: {exc}", err=True)
+        raise typer.Exit(1) from None
+    engine = escalation_engine(service, channels) if with_engine else None
     # the service holds the router: the app reads nothing again
-    app = create_app(settings, active, settings.policy_path, clock, service=service, engine=engine)
+    app = create_app(
+        settings, active, settings.policy_path, clock, service=service, engine=engine, links=links
+    )
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "
         f"(database {store.describe()}{', engine in-process' if engine else ''})",

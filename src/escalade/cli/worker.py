@@ -19,7 +19,10 @@ from escalade.cli.db import URL_HELP, open_store, require_current_schema
 from escalade.durations import DurationError, parse_duration
 
 if TYPE_CHECKING:
+    from escalade.engine.outbox import Channel
     from escalade.engine.timers import TimerHandler
+    from escalade.escalation.service import EscalationService
+    from escalade.store.db import SqlStore
 
 DEFAULT_HANDLERS = "escalade"
 
@@ -29,6 +32,25 @@ def _duration(text: str, option: str) -> timedelta:
         return parse_duration(text)
     except DurationError as exc:
         typer.echo(f"error: {option}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _channels(store: SqlStore, service: EscalationService, fallback: Channel) -> Channel:
+    """The latest applied policy's channels, with signed action links."""
+    from escalade.channels.links import links_from_env
+    from escalade.channels.router import ChannelSetupError, policy_channels
+    from escalade.policy.models import Policy
+
+    with store.unit_of_work(readonly=True) as uow:
+        row = uow.policies.latest()
+    if row is None:
+        return fallback
+    policy = Policy.model_validate_json(row.content)
+    links = links_from_env(store.url.render_as_string(hide_password=False))
+    try:
+        return policy_channels(policy, fallback=fallback, links=links)
+    except ChannelSetupError as exc:
+        typer.echo(f"error: policy '{policy.id}': channels: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -79,12 +101,13 @@ def worker(
     clock = SystemClock()
     if builtin:
         # The escalation engine: timers of every escalation in the database, each run
-        # against the policy version that escalation started with. Real channels (email,
-        # chat, …) arrive with the notification issue; until then messages are logged and
-        # recorded on the timeline.
+        # against the policy version that escalation started with. Messages go through
+        # the channels of the most recently applied policy; message channels it
+        # configures nothing for are logged and recorded on the timeline.
         service = EscalationService(store, clock)
         handler_set = escalation_handlers(service)
-        engine = escalation_engine(service, LoggingChannel(service), config=config, worker=name)
+        channels = _channels(store, service, LoggingChannel(service))
+        engine = escalation_engine(service, channels, config=config, worker=name)
     else:
         engine = Engine(store, clock, handler_set, config=config, worker=name)
     if not handler_set:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from tests.channels.receivers import HttpReceiver, MailBox, free_port, self_signed_cert
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
+from tests.channels.receivers import HttpReceiver, MailBox, free_port
 
 from escalade.channels.links import ActionLinks
 from escalade.channels.router import policy_channels
@@ -19,9 +20,8 @@ from escalade.escalation.service import EscalationService
 from escalade.escalation.wiring import escalation_engine
 from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
-from escalade.store import DeliveryEvent, Store
+from escalade.store import Store
 from escalade.store.memory import MemoryStore
-from tests.channels.receivers import HttpReceiver, MailBox, free_port
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 KEY = b"channel-tests-secret-key-0123456789"
@@ -241,6 +241,7 @@ def test_apprise_url_reaches_a_json_receiver(receiver: HttpReceiver) -> None:
 def test_smtp_starttls_and_smtps(tls_cert: tuple[object, object]) -> None:
     import ssl
 
+    from escalade.channels.base import DeliveryError
     from escalade.channels.email import EmailChannel
     from escalade.store import OutboxMessage
 
@@ -263,7 +264,7 @@ def test_smtp_starttls_and_smtps(tls_cert: tuple[object, object]) -> None:
             host="localhost", port=starttls.port, security="starttls",
             sender="e@example.com", tls_context=client_ctx,
         ).send(message)  # fmt: skip
-        with pytest.raises(Exception, match="530|STARTTLS|Must issue"):
+        with pytest.raises(DeliveryError, match=r"SMTP 127.0.0.1 answered 530"):
             EmailChannel(
                 host="127.0.0.1", port=starttls.port, security="none", sender="e@example.com"
             ).send(message)

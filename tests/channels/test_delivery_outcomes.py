@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from tests.channels.receivers import HttpReceiver
 
 from escalade.api.app import create_app
 from escalade.channels.links import ActionLinks
@@ -22,7 +23,6 @@ from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
 from escalade.settings import Settings
 from escalade.store import Store, TimelineEntry
-from tests.channels.receivers import HttpReceiver
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -116,9 +116,8 @@ def test_a_receiver_that_fails_for_a_while_gets_the_page_once_later(
     assert [e[0] for e in page] == [
         "queued", "failed", "retrying", "failed", "retrying", "sent",
     ]  # fmt: skip
-    assert page[1][2] == 'DeliveryError: webhook %s/hook answered 503: {"error": "try later"}' % (
-        receiver.url
-    )
+    said = '{"error": "try later"}'
+    assert page[1][2] == f"DeliveryError: webhook {receiver.url}/hook answered 503: {said}"
     assert outcome_count("webhook", "hook", "after_retries") == before + 1
     sent = [e for e in run.timeline() if e.kind == "notification.sent" and e.data["to"] == "ana"]
     assert len(sent) == 1
@@ -138,7 +137,7 @@ def test_a_page_that_gives_up_is_raised_to_the_owner_and_the_next_step_fires_now
     assert "notification.failed" in kinds and "notification.raised" in kinds
     assert "ladder.advanced" in kinds
     # step 2 (bo) paged minutes after the start instead of after an hour
-    bo_queued = [e for e in run.timeline() if e.kind == "ladder.advanced"][0]
+    bo_queued = next(e for e in run.timeline() if e.kind == "ladder.advanced")
     assert bo_queued.at < T0 + timedelta(minutes=1)
     assert [e[0] for e in run.log() if e[1] == "bo"][:2] == ["queued", "failed"]
     # the owning team hears of it by email (carried by the fallback here)

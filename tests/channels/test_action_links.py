@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from tests.channels.receivers import free_port
 
 from escalade.api.app import create_app
 from escalade.channels.links import ActionLinks, LinkExpired, LinkTampered, load_secret_key
@@ -22,7 +23,6 @@ from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
 from escalade.settings import Settings
 from escalade.store.db import SqlStore
-from tests.channels.receivers import free_port
 
 POLICY = """
 id: links

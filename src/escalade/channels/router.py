@@ -99,10 +99,11 @@ def build_channel(cfg: ChannelConfig, policy: Policy, environ: Mapping[str, str]
         from escalade.channels.twilio import TwilioChannel
 
         assert cfg.url is not None and cfg.account is not None and cfg.sender is not None
+        account = cfg.account if isinstance(cfg.account, str) else secret(cfg.account)
         return TwilioChannel(
             kind=kind.value,
             url=cfg.url,
-            account=cfg.account,
+            account=account,
             token=secret(cfg.token),
             sender=cfg.sender,
             timeout=cfg.timeout,
@@ -141,8 +142,10 @@ class PolicyChannels:
         *,
         fallback: Channel | None = None,
         links: ActionLinks | None = None,
+        problems: list[str] | None = None,
     ) -> None:
         self.policy = policy
+        self.problems = list(problems or [])  # instances left out (not strict)
         self.instances = instances
         self.fallback = fallback
         self.links = links
@@ -208,9 +211,12 @@ def policy_channels(
     links: ActionLinks | None = None,
     environ: Mapping[str, str] | None = None,
     build: Callable[[ChannelConfig, Policy, Mapping[str, str]], Channel] = build_channel,
+    strict: bool = True,
 ) -> PolicyChannels:
-    """Every instance of the policy's ``channels:``; ``ChannelSetupError`` lists every
-    instance that cannot be built (an unset variable, an unreadable file …)."""
+    """Every instance of the policy's ``channels:``. An instance that cannot be built (an
+    unset variable, an unreadable file …) is an error listing every such instance
+    (``ChannelSetupError``); with ``strict=False`` it is left out instead, named in
+    ``problems``, and the message channels only it carried go to the fallback."""
     env = os.environ if environ is None else environ
     instances: list[Instance] = []
     problems: list[str] = []
@@ -219,6 +225,6 @@ def policy_channels(
             instances.append(Instance(cfg, build(cfg, policy, env)))
         except (ChannelSetupError, ValueError) as exc:
             problems.append(f"channel '{cfg.id}' ({cfg.type.value}): {exc}")
-    if problems:
+    if problems and strict:
         raise ChannelSetupError("; ".join(problems))
-    return PolicyChannels(policy, instances, fallback=fallback, links=links)
+    return PolicyChannels(policy, instances, fallback=fallback, links=links, problems=problems)

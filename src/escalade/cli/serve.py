@@ -20,6 +20,11 @@ def serve_command(
     with_engine: bool = typer.Option(
         True, "--engine/--no-engine", help="Run the engine in this process (one machine)"
     ),
+    strict_channels: bool = typer.Option(
+        False,
+        "--strict-channels",
+        help="Refuse to start when a channel's secret is missing (default: log its messages)",
+    ),
 ) -> None:
     """Serve Escalade's API."""
     # imported here so that other commands start without the server and the database
@@ -47,10 +52,14 @@ def serve_command(
     links = links_from_env(settings.database_url)
     try:
         # the policy's channels; message channels it configures nothing for are logged
-        channels = policy_channels(active, fallback=LoggingChannel(service), links=links)
+        channels = policy_channels(
+            active, fallback=LoggingChannel(service), links=links, strict=strict_channels
+        )
     except ChannelSetupError as exc:
         typer.echo(f"error: {settings.policy_path}: channels: {exc}", err=True)
         raise typer.Exit(1) from None
+    for problem in channels.problems:
+        typer.echo(f"warning: {problem}; its messages are only logged", err=True)
     engine = escalation_engine(service, channels) if with_engine else None
     # the service holds the router: the app reads nothing again
     app = create_app(

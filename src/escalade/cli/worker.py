@@ -35,7 +35,9 @@ def _duration(text: str, option: str) -> timedelta:
         raise typer.Exit(1) from None
 
 
-def _channels(store: SqlStore, service: EscalationService, fallback: Channel) -> Channel:
+def _channels(
+    store: SqlStore, service: EscalationService, fallback: Channel, strict: bool
+) -> Channel:
     """The latest applied policy's channels, with signed action links."""
     from escalade.channels.links import links_from_env
     from escalade.channels.router import ChannelSetupError, policy_channels
@@ -48,10 +50,13 @@ def _channels(store: SqlStore, service: EscalationService, fallback: Channel) ->
     policy = Policy.model_validate_json(row.content)
     links = links_from_env(store.url.render_as_string(hide_password=False))
     try:
-        return policy_channels(policy, fallback=fallback, links=links)
+        channels = policy_channels(policy, fallback=fallback, links=links, strict=strict)
     except ChannelSetupError as exc:
         typer.echo(f"error: policy '{policy.id}': channels: {exc}", err=True)
         raise typer.Exit(1) from None
+    for problem in channels.problems:
+        typer.echo(f"warning: {problem}; its messages are only logged", err=True)
+    return channels
 
 
 def worker(
@@ -70,6 +75,11 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Run until nothing is due, then exit"),
     name: str | None = typer.Option(None, "--name", help="Worker name in claims and the ledger"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each pass"),
+    strict_channels: bool = typer.Option(
+        False,
+        "--strict-channels",
+        help="Refuse to start when a channel's secret is missing (default: log its messages)",
+    ),
 ) -> None:
     """Run the engine (timers, then the outbox) until Ctrl-C or SIGTERM."""
     # imported here so that other commands start without the engine and the database
@@ -106,7 +116,7 @@ def worker(
         # configures nothing for are logged and recorded on the timeline.
         service = EscalationService(store, clock)
         handler_set = escalation_handlers(service)
-        channels = _channels(store, service, LoggingChannel(service))
+        channels = _channels(store, service, LoggingChannel(service), strict_channels)
         engine = escalation_engine(service, channels, config=config, worker=name)
     else:
         engine = Engine(store, clock, handler_set, config=config, worker=name)

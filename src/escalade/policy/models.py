@@ -1038,7 +1038,9 @@ class ChannelConfig(Model):
         None, description="PagerDuty severity (default: by priority rank)"
     )
     api_key: SecretRef | None = Field(None, description="Opsgenie API key")
-    account: str | None = Field(None, description="SMS/voice provider account id")
+    account: SecretRef | str | None = Field(
+        None, description="SMS/voice provider account id (inline or {env: …})"
+    )
     token: SecretRef | None = Field(None, description="SMS/voice provider auth token")
     target: SecretRef | None = Field(None, description="Apprise URL (secret: holds tokens)")
 

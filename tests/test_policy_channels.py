@@ -103,7 +103,7 @@ def _message(channel: str, team: str, priority: str, audience: str = "internal")
 def test_instances_are_chosen_by_team_priority_and_audience() -> None:
     policy = policy_from_text(POLICY, "ch.yaml")
     env = {"OPS_URL": "http://127.0.0.1:9/a", "P1_URL": "http://127.0.0.1:9/b"}
-    with pytest.raises(ChannelSetupError, match="channel 'customers' .webhook.: cannot read"):
+    with pytest.raises(ChannelSetupError, match=r"channel 'customers' \(webhook\): cannot read"):
         policy_channels(policy, environ=env)
     fallback = CapturingChannel()
     channels = policy_channels(policy, environ=env, strict=False, fallback=fallback)

@@ -116,3 +116,11 @@ def test_instances_are_chosen_by_team_priority_and_audience() -> None:
     assert channels.route(_message("email", "ops", "P1", "customer"))[0] == "log"
     with pytest.raises(ChannelSetupError, match="environment variable P1_URL is not set"):
         policy_channels(policy, environ={"OPS_URL": "x"}, fallback=fallback)
+
+
+def test_a_stored_policy_with_channels_loads_again() -> None:
+    """Policy versions are stored as JSON with every default written out."""
+    from escalade.policy.models import Policy
+
+    policy = policy_from_text(POLICY, "ch.yaml")
+    assert Policy.model_validate_json(policy.model_dump_json(by_alias=True)) == policy

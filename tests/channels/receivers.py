@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -37,6 +38,7 @@ class HttpReceiver:
     reply: bytes = b"ok"
     fail_first: int = 0
     fail_status: int = 503
+    fail_until: float = 0.0  # time.monotonic() before which every request fails
     requests: list[Received] = field(default_factory=list)
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -50,7 +52,10 @@ class HttpReceiver:
                 body = self.rfile.read(length)
                 with receiver.lock:
                     receiver.attempts += 1
-                    failing = receiver.attempts <= receiver.fail_first
+                    failing = (
+                        receiver.attempts <= receiver.fail_first
+                        or time.monotonic() < receiver.fail_until
+                    )
                     if not failing:
                         receiver.requests.append(
                             Received("POST", self.path, dict(self.headers.items()), body)

@@ -71,6 +71,12 @@ def worker(
     late_tolerance: str = typer.Option(
         "5s", "--late-tolerance", help="Timers fired later than this are marked late"
     ),
+    retry_base: str = typer.Option(
+        "5s", "--retry-base", help="First delay before a failed message is retried (doubles)"
+    ),
+    max_attempts: int = typer.Option(
+        10, "--max-attempts", min=1, help="Attempts before a message gives up"
+    ),
     poll: float = typer.Option(1.0, "--poll", min=0.01, help="Seconds between idle polls"),
     once: bool = typer.Option(False, "--once", help="Run until nothing is due, then exit"),
     name: str | None = typer.Option(None, "--name", help="Worker name in claims and the ledger"),
@@ -105,6 +111,8 @@ def worker(
         batch_size=batch,
         lease=_duration(lease, "--lease"),
         late_tolerance=_duration(late_tolerance, "--late-tolerance"),
+        retry_base=_duration(retry_base, "--retry-base"),
+        max_attempts=max_attempts,
     )
     store = open_store(url)
     require_current_schema(store)

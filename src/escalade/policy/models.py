@@ -1047,12 +1047,14 @@ class ChannelConfig(Model):
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> ChannelConfig:
         kind = self.type.value
-        given = {
+        fields = type(self).model_fields
+        given = {  # set and not the default (a stored policy carries every default)
             name
-            for name in type(self).model_fields
+            for name in fields
             if name not in _COMMON_FIELDS
             and name in self.model_fields_set
             and getattr(self, name) is not None
+            and getattr(self, name) != fields[name].default
         }
         stray = sorted(given - _KIND_FIELDS[kind])
         if stray:

@@ -17,13 +17,13 @@ import time
 from collections import Counter
 
 from sqlalchemy import text
+from tests.channels.receivers import HttpReceiver
 
 from escalade.clock import SystemClock
 from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.routing.models import EscalationInput
 from escalade.store import Store
-from tests.channels.receivers import HttpReceiver
 
 POLICY = """
 id: crash-delivery

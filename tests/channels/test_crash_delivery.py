@@ -49,8 +49,9 @@ def _count(store: Store, sql: str) -> int:
 
 def _worker(store: Store, name: str, *extra: str) -> subprocess.Popen[bytes]:
     url = store.url.render_as_string(hide_password=False)
-    cmd = [sys.executable, "-m", "escalade.cli.main", "worker", "--url", url, "--batch", "20",
-           "--lease", "1s", "--poll", "0.05", "--retry-base", "1s", "--name", name, *extra]  # fmt: skip
+    cmd = [sys.executable, "-m", "escalade.cli.main", "worker", "--url", url,
+           "--batch", "20", "--lease", "1s", "--poll", "0.05", "--retry-base", "1s",
+           "--name", name, *extra]  # fmt: skip
     env = {**os.environ, "CRASH_HOOK_SECRET": "crash-secret"}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - read after the process ends
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -22,11 +22,13 @@ BENCHMARKS = {
     "timers": [sys.executable, "benchmarks/bench_timers.py"],
     "simulate": [sys.executable, "-m", "benchmarks.bench_simulate"],
     "triage": [sys.executable, "benchmarks/bench_triage.py"],
+    "delivery": [sys.executable, "-m", "benchmarks.bench_delivery"],
 }
 QUICK = {
     "timers": ["--n", "20000", "--window", "10"],
     "simulate": ["--escalations", "200", "--runs", "1"],
     "triage": [],
+    "delivery": ["--per-channel", "20", "--log-messages", "1000"],
 }
 
 

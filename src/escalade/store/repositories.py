@@ -18,7 +18,19 @@ from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from escalade.store import interface as iface
@@ -476,24 +488,25 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         at: datetime,
         escalation_id: int | None = None,
     ) -> bool:
-        """Queue a message; ``False`` if a message with this key was already queued."""
-        result = self._conn.execute(
-            _outbox_insert(self._dialect),
-            {
-                "idempotency_key": key,
-                "escalation_id": escalation_id,
-                "channel": str(channel),
-                "recipient": recipient,
-                "audience": str(audience),
-                "template": template,
-                "payload": dict(payload),
-                "state": OutboxState.pending.value,
-                "created_at": at,
-                "available_at": at,
-                "attempts": 0,
-            },
-        )
-        row = result.first()
+        """Queue a message; ``False`` if a message with this key was already queued.
+        The delivery log's ``queued`` row is written with it (on PostgreSQL in the same
+        statement, so the log costs no extra round trip)."""
+        values = {
+            "idempotency_key": key,
+            "escalation_id": escalation_id,
+            "channel": str(channel),
+            "recipient": recipient,
+            "audience": str(audience),
+            "template": template,
+            "payload": dict(payload),
+            "state": OutboxState.pending.value,
+            "created_at": at,
+            "available_at": at,
+            "attempts": 0,
+        }
+        if self._dialect == "postgresql":
+            return self._conn.execute(_PG_ENQUEUE_LOGGED, values).first() is not None
+        row = self._conn.execute(_outbox_insert(self._dialect), values).first()
         if row is None:
             return False
         self._conn.execute(
@@ -880,6 +893,43 @@ def _outbox_insert(dialect: str) -> Any:
 
 
 _DELIVERY_INSERT = t.deliveries.insert()
+
+
+def _pg_enqueue_logged() -> Any:
+    """PostgreSQL: the outbox insert and its 'queued' log row in one statement."""
+    names = ["idempotency_key", "escalation_id", "channel", "recipient", "audience", "template",
+             "payload", "state", "created_at", "available_at", "attempts"]  # fmt: skip
+    queued = (
+        postgresql.insert(t.outbox)
+        .values({name: bindparam(name, type_=t.outbox.c[name].type) for name in names})
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(
+            t.outbox.c.id,
+            t.outbox.c.idempotency_key,
+            t.outbox.c.escalation_id,
+            t.outbox.c.channel,
+            t.outbox.c.recipient,
+            t.outbox.c.created_at,
+        )
+        .cte("queued")
+    )
+    return t.deliveries.insert().from_select(
+        ["message_id", "idempotency_key", "escalation_id", "channel", "recipient", "at",
+         "event", "attempt"],
+        select(
+            queued.c.id,
+            queued.c.idempotency_key,
+            queued.c.escalation_id,
+            queued.c.channel,
+            queued.c.recipient,
+            queued.c.created_at,
+            literal(DeliveryEvent.queued.value),
+            literal(0),
+        ),
+    ).returning(t.deliveries.c.id)  # fmt: skip
+
+
+_PG_ENQUEUE_LOGGED = _pg_enqueue_logged()
 _OUTBOX_CANCEL = (
     t.outbox.update()
     .where(

@@ -306,28 +306,36 @@ def main() -> None:
     parser.add_argument("--per-channel", type=int, default=200)
     parser.add_argument("--channels", default=",".join(CHANNELS))
     parser.add_argument("--log-messages", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3, help="log-cost runs (median)")
     parser.add_argument("--pg", default=os.environ.get("ESCALADE_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--no-pg", action="store_true")
     args = parser.parse_args()
     result: dict[str, Any] = {"load_average": os.getloadavg(), "intake_to_arrival": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for channel in args.channels.split(","):
+        for channel in [c for c in args.channels.split(",") if c]:
             row = intake_to_arrival(channel, args.per_channel, Path(tmp))
             result["intake_to_arrival"].append(row)
             print(json.dumps(row), flush=True)
-        costs: dict[str, Any] = {}
-        for with_log in (True, False):
-            url = f"sqlite:///{Path(tmp) / f'log-{with_log}.db'}"
-            costs[f"sqlite_{'with' if with_log else 'without'}_log"] = log_cost(
-                url, args.log_messages, with_log
-            )
-            if not args.no_pg:
-                with pg_schema(args.pg) as pg_url:
-                    costs[f"postgresql_{'with' if with_log else 'without'}_log"] = log_cost(
-                        pg_url, args.log_messages, with_log
-                    )
+        costs: dict[str, list[dict[str, float]]] = {}
+        for run in range(args.repeats):
+            for with_log in (True, False):  # alternated, so drift hits both alike
+                name = "with" if with_log else "without"
+                url = f"sqlite:///{Path(tmp) / f'log-{run}-{name}.db'}"
+                costs.setdefault(f"sqlite_{name}_log", []).append(
+                    log_cost(url, args.log_messages, with_log)
+                )
+                if not args.no_pg:
+                    with pg_schema(args.pg) as pg_url:
+                        costs.setdefault(f"postgresql_{name}_log", []).append(
+                            log_cost(pg_url, args.log_messages, with_log)
+                        )
         result["delivery_log_cost"] = {
-            k: {n: round(v, 1) for n, v in c.items()} for k, c in costs.items()
+            setup: {
+                measure: round(statistics.median(r[measure] for r in runs), 1)
+                for measure in runs[0]
+            }
+            | {"runs": len(runs)}
+            for setup, runs in costs.items()
         }
     result["load_average_end"] = os.getloadavg()
     print(json.dumps(result, indent=1))

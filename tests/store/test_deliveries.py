@@ -46,3 +46,15 @@ def test_the_delivery_log_of_a_message(store: Store) -> None:
         later = T0 + timedelta(days=2)
         claimed = uow.outbox.claim(now=later, limit=10, worker="w", lease_until=later)
         assert [m.key for m in claimed] == ["k1"]  # the cancelled one never comes back
+
+
+def test_get_many_reads_the_escalations_of_a_batch(store: Store, policy_version_id: int) -> None:
+    with store.unit_of_work() as uow:
+        a = uow.escalations.add(policy_version_id=policy_version_id, snapshot={}, at=T0)
+        b = uow.escalations.add(policy_version_id=policy_version_id, snapshot={}, at=T0)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        found = uow.escalations.get_many([b.id, a.id, b.id, 999])
+    assert {k: v.ref for k, v in found.items()} == {a.id: a.ref, b.id: b.ref}
+    with store.unit_of_work() as uow:
+        assert uow.escalations.get_many([]) == {}

@@ -189,13 +189,10 @@ class OutboxStep:
     def _escalations(
         self, uow: UnitOfWork, messages: Sequence[OutboxMessage]
     ) -> dict[int, EscalationRow]:
-        found: dict[int, EscalationRow] = {}
-        for m in messages:
-            if m.escalation_id is not None and m.escalation_id not in found:
-                row = uow.escalations.get(m.escalation_id)
-                if row is not None:
-                    found[m.escalation_id] = row
-        return found
+        """The escalations of a claimed batch, in one read."""
+        return uow.escalations.get_many(
+            m.escalation_id for m in messages if m.escalation_id is not None
+        )
 
     def _deliver(
         self, message: OutboxMessage, esc: EscalationRow | None, now: datetime

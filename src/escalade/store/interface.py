@@ -129,6 +129,15 @@ class EscalationRepository(ABC):
     @abstractmethod
     def get(self, escalation_id: int) -> EscalationRow | None: ...
 
+    def get_many(self, escalation_ids: Iterable[int]) -> dict[int, EscalationRow]:
+        """The escalations of these ids that exist (the SQL store reads them at once)."""
+        found = {}
+        for eid in set(escalation_ids):
+            row = self.get(eid)
+            if row is not None:
+                found[eid] = row
+        return found
+
     @abstractmethod
     def get_by_ref(self, ref: str) -> EscalationRow | None: ...
 

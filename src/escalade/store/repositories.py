@@ -176,6 +176,13 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
     def get(self, escalation_id: int) -> EscalationRow | None:
         return self._one(_ESC_BY_ID, {"id": escalation_id})
 
+    def get_many(self, escalation_ids: Iterable[int]) -> dict[int, EscalationRow]:
+        ids = sorted(set(escalation_ids))
+        if not ids:
+            return {}
+        rows = self._conn.execute(_ESC_BY_IDS, {"ids": ids})
+        return {r.id: _escalation(r) for r in rows}
+
     def get_by_ref(self, ref: str) -> EscalationRow | None:
         return self._one(_ESC_BY_REF, {"ref": ref})
 
@@ -799,6 +806,7 @@ class SqlActionLedger(_Repository, iface.ActionLedger):
 # running it on SQLite.
 
 _ESC_BY_ID = select(t.escalations).where(t.escalations.c.id == bindparam("id"))
+_ESC_BY_IDS = select(t.escalations).where(t.escalations.c.id.in_(bindparam("ids", expanding=True)))
 _ESC_BY_REF = select(t.escalations).where(t.escalations.c.ref == bindparam("ref"))
 _ESC_LOCK = _ESC_BY_ID.with_for_update()
 

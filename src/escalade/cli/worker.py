@@ -86,6 +86,12 @@ def worker(
         "--strict-channels",
         help="Refuse to start when a channel's secret is missing (default: log its messages)",
     ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=1, max=65535, help="Serve Prometheus /metrics on this port"
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address for --metrics-port"
+    ),
 ) -> None:
     """Run the engine (timers, then the outbox) until Ctrl-C or SIGTERM."""
     # imported here so that other commands start without the engine and the database
@@ -130,6 +136,14 @@ def worker(
         engine = Engine(store, clock, handler_set, config=config, worker=name)
     if not handler_set:
         typer.echo("warning: no timer handlers registered; nothing will fire", err=True)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr=metrics_host)
+        except OSError as exc:
+            typer.echo(f"error: --metrics-port {metrics_port}: {exc.strerror}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(
         f"worker {engine.worker} on {store.describe()}: {len(handler_set)} timer kind(s)",
         err=True,

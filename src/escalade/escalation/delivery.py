@@ -3,8 +3,9 @@ who hears that an escalation was taken.
 
 ``gave_up_hook(service)`` is the outbox step's ``on_gave_up``: a message that gave up
 (every attempt failed) or is undeliverable (no channel configured, nobody on call, no
-address) is recorded on the timeline, raised to the escalation's owner on another channel,
-and the escalation's ladder moves to its next step now instead of waiting.
+address) is recorded on the timeline and raised to the escalation's owner on another
+channel; when it was an internal message of an escalation nobody has acknowledged yet,
+the escalation's ladder moves to its next step now instead of waiting.
 
 ``tell_who_took_it(uow, esc, by, now)`` queues, after an acknowledgement, a notice to
 everyone who was paged for the escalation (and an ``acknowledge`` event for each page sent
@@ -54,9 +55,9 @@ def gave_up_hook(service: EscalationService) -> GaveUpHook:
             return  # a raise or a notice that failed is recorded, never raised again
         if State(esc.state) in (State.resolved, State.closed):
             return
-        if message.audience != Audience.customer.value:
-            raise_to_owner(service, uow, esc, message, reason, now)
-        if esc.acknowledged_at is None:
+        raise_to_owner(service, uow, esc, message, reason, now)
+        if message.audience != Audience.customer.value and esc.acknowledged_at is None:
+            # a page that reached nobody: the next rung is paged now, not later
             advance_ladder(uow, esc, reason, now)
 
     return on_gave_up

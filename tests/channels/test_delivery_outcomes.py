@@ -16,7 +16,7 @@ from escalade.channels.router import policy_channels
 from escalade.clock import VirtualClock
 from escalade.engine import CapturingChannel, Engine, EngineConfig
 from escalade.engine.metrics import outcome_count
-from escalade.escalation.delivery import tell_who_took_it
+from escalade.escalation.delivery import resolve_pages, tell_who_took_it
 from escalade.escalation.service import EscalationService
 from escalade.escalation.wiring import escalation_engine
 from escalade.policy import policy_from_text
@@ -205,6 +205,14 @@ def test_an_acknowledgement_cancels_queued_pages_and_tells_who_was_paged(
     assert ("cancelled", "bo", "OUT-1 was acknowledged by bo before this message went out") in (
         run.log()
     )
+    # resolving closes the incident in PagerDuty too, by the page's dedup_key
+    with run.service.store.unit_of_work() as uow:
+        esc = run.service.act("OUT-1", "resolve", by="bo", uow=uow)
+        assert resolve_pages(uow, esc, "bo", run.clock.now()) == 1
+        uow.commit()
+    run.run_for(timedelta(minutes=1))
+    last = receiver.requests[-1].json()
+    assert (last["event_action"], last["dedup_key"]) == ("resolve", page.json()["dedup_key"])
 
 
 def test_deliveries_and_metrics_over_http(store: Store, receiver: HttpReceiver) -> None:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from escalade.channels.links import ActionClaims, ActionLinks, LinkExpired, LinkRefused
-from escalade.escalation.delivery import tell_who_took_it
+from escalade.escalation.delivery import resolve_pages, tell_who_took_it
 from escalade.escalation.service import SYSTEM, ActionRefused, EscalationService, NotFound
 from escalade.store.rows import DeliveryRow
 
@@ -131,6 +131,8 @@ def action_links_router(
                 esc = service.act(claims.ref, claims.action, by=claims.to, uow=uow)
                 if claims.action == "acknowledge":
                     tell_who_took_it(uow, esc, claims.to, service.clock.now())
+                elif claims.action == "resolve":
+                    resolve_pages(uow, esc, claims.to, service.clock.now())
                 uow.commit()
         except NotFound as exc:
             return _page("Not found", str(exc), 404)

@@ -10,7 +10,8 @@ the escalation's ladder moves to its next step now instead of waiting.
 ``tell_who_took_it(uow, esc, by, now)`` queues, after an acknowledgement, a notice to
 everyone who was paged for the escalation (and an ``acknowledge`` event for each page sent
 to PagerDuty or Opsgenie, by its ``dedup_key``). Call it in the acknowledge use case, in
-the same unit of work; its keys make a second call a no-op.
+the same unit of work; its keys make a second call a no-op. ``resolve_pages`` does the
+same for a resolution: a ``resolve`` event for each page sent to PagerDuty or Opsgenie.
 """
 
 from __future__ import annotations
@@ -213,5 +214,34 @@ def tell_who_took_it(uow: UnitOfWork, esc: EscalationRow, by: str, now: datetime
             actor=SYSTEM,
             kind="notification.acknowledgement_told",
             data={"by": by, "messages": queued},
+        )
+    return queued
+
+
+def resolve_pages(uow: UnitOfWork, esc: EscalationRow, by: str, now: datetime) -> int:
+    """After ``esc`` was resolved: a ``resolve`` event for each page sent to PagerDuty or
+    Opsgenie (by its ``dedup_key`` / alias), so the incident closes there too. Call it in
+    the resolve use case, in the same unit of work; a second call is a no-op."""
+    stamp = _iso(now)
+    queued = 0
+    for m in uow.outbox.find(escalation_id=esc.id, states=[OutboxState.sent.value]):
+        if m.channel not in PAGERS or m.payload.get("after_ack"):
+            continue
+        queued += uow.outbox.enqueue(
+            key=f"esc:{esc.id}:resolve:{stamp}:{m.id}"[:300],
+            channel=m.channel,
+            recipient=m.recipient,
+            audience=m.audience,
+            template=None,
+            payload={
+                "subject": f"{esc.ref} resolved by {by}",
+                "ref": esc.ref,
+                "via": "resolution",
+                "after_ack": True,
+                "event_action": "resolve",
+                "dedup_key": m.key,
+            },
+            at=now,
+            escalation_id=esc.id,
         )
     return queued

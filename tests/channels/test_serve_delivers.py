@@ -106,3 +106,18 @@ def test_a_missing_secret_stops_a_strict_serve(
     assert strict.stderr.strip().endswith(
         "channels: channel 'hook' (webhook): environment variable SERVE_HOOK_SECRET is not set"
     )
+
+
+def test_a_bad_link_setting_is_a_clear_error(setup: tuple[Path, dict[str, str]]) -> None:
+    policy, env = setup
+    env["ESCALADE_ACTION_LINK_TTL"] = "soon"
+    bad = _cli("serve", "--policy", str(policy), "--port", "9", env=env)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("error: action links: ESCALADE_ACTION_LINK_TTL: 'soon'")
+    env["ESCALADE_ACTION_LINK_TTL"] = "12h"
+    env["ESCALADE_SECRET_KEY"] = "short"
+    short = _cli("serve", "--policy", str(policy), "--port", "9", env=env)
+    assert short.returncode == 1
+    assert short.stderr.strip() == (
+        "error: action links: the action-link secret key must be at least 16 bytes"
+    )

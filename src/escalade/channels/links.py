@@ -159,11 +159,12 @@ def links_from_env(database_url: str, environ: Mapping[str, str] | None = None) 
     from escalade.durations import parse_duration
 
     env = os.environ if environ is None else environ
-    ttl = (
-        parse_duration(env["ESCALADE_ACTION_LINK_TTL"])
-        if env.get("ESCALADE_ACTION_LINK_TTL")
-        else DEFAULT_TTL
-    )
+    ttl = DEFAULT_TTL
+    if env.get("ESCALADE_ACTION_LINK_TTL"):
+        try:
+            ttl = parse_duration(env["ESCALADE_ACTION_LINK_TTL"])
+        except ValueError as exc:
+            raise ValueError(f"ESCALADE_ACTION_LINK_TTL: {exc}") from None
     return ActionLinks(
         load_secret_key(database_url, env),
         env.get("ESCALADE_PUBLIC_URL", DEFAULT_PUBLIC_URL),

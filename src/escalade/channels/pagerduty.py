@@ -57,8 +57,8 @@ class PagerDutyChannel:
                 "summary": c.title[:1024],
                 "source": "escalade",
                 "severity": self.severity or severity_for(c.priority, self.rank),
-                "component": c.team,
                 "custom_details": {**c.details, "text": c.text},
+                **({"component": c.team} if c.team else {}),
             }
             body["links"] = [{"href": u, "text": a.capitalize()} for a, u in c.links.items()]
         return body

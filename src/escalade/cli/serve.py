@@ -49,7 +49,11 @@ def serve_command(
     clock = SystemClock()
     service = EscalationService(store, clock)
     service.apply_policy(active, router=router, by="serve")
-    links = links_from_env(settings.database_url)
+    try:
+        links = links_from_env(settings.database_url)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: action links: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         # the policy's channels; message channels it configures nothing for are logged
         channels = policy_channels(

@@ -48,7 +48,11 @@ def _channels(
     if row is None:
         return fallback
     policy = Policy.model_validate_json(row.content)
-    links = links_from_env(store.url.render_as_string(hide_password=False))
+    try:
+        links = links_from_env(store.url.render_as_string(hide_password=False))
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: action links: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         channels = policy_channels(policy, fallback=fallback, links=links, strict=strict)
     except ChannelSetupError as exc:

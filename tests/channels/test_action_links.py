@@ -81,6 +81,17 @@ def test_a_link_acknowledges_from_a_plain_http_client(
     assert again.status_code == 409  # acknowledged already: refused with the reason
 
 
+def test_a_link_sent_to_a_team_channel_acts_as_the_name_typed(
+    served: tuple[EscalationService, ActionLinks],
+) -> None:
+    service, links = served
+    url = links.url("OUT-1", "acknowledge", "#ops", datetime.now(UTC))
+    assert 'placeholder="#ops"' in httpx.get(url).text
+    done = httpx.post(url, data={"by": "bo"})
+    assert done.status_code == 200 and "acknowledged by bo" in done.text
+    assert _state(service) == ("acknowledged", "bo")
+
+
 def test_tampered_and_expired_links_are_refused_and_recorded(
     served: tuple[EscalationService, ActionLinks],
 ) -> None:

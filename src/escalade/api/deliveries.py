@@ -11,8 +11,10 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -111,7 +113,9 @@ def action_links_router(
             return _page("Not found", f"There is no escalation '{claims.ref}'.", 404)
         verb = claims.action.capitalize()
         form = (
-            f'<form method="post"><button type="submit">{html.escape(verb)} '
+            '<form method="post"><p><label>Your name (optional) '
+            f'<input name="by" maxlength="200" placeholder="{html.escape(claims.to)}">'
+            f'</label></p><button type="submit">{html.escape(verb)} '
             f"{html.escape(esc.ref)}</button></form>"
         )
         text = (
@@ -121,18 +125,25 @@ def action_links_router(
         return _page(f"{verb} {esc.ref}", text, form=form)
 
     @router.post("/v1/act/{token}", response_class=HTMLResponse)
-    def act(token: str, request: Request) -> HTMLResponse:
-        """Take the link's action as the person it was sent to."""
+    async def act(token: str, request: Request) -> HTMLResponse:
+        """Take the link's action as the person it was sent to (or the name typed on the
+        confirm page, for a link sent to a team's channel)."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        name = (form.get("by") or [""])[0].strip()[:200]
+        return await run_in_threadpool(_act, token, request, name)
+
+    def _act(token: str, request: Request, name: str) -> HTMLResponse:
         claims = _check(token, request, "POST")
         if isinstance(claims, HTMLResponse):
             return claims
+        by = name or claims.to
         try:
             with service.store.unit_of_work() as uow:
-                esc = service.act(claims.ref, claims.action, by=claims.to, uow=uow)
+                esc = service.act(claims.ref, claims.action, by=by, uow=uow)
                 if claims.action == "acknowledge":
-                    tell_who_took_it(uow, esc, claims.to, service.clock.now())
+                    tell_who_took_it(uow, esc, by, service.clock.now())
                 elif claims.action == "resolve":
-                    resolve_pages(uow, esc, claims.to, service.clock.now())
+                    resolve_pages(uow, esc, by, service.clock.now())
                 uow.commit()
         except NotFound as exc:
             return _page("Not found", str(exc), 404)
@@ -143,7 +154,7 @@ def action_links_router(
         done = {"acknowledge": "acknowledged", "resolve": "resolved", "escalate": "escalated"}
         return _page(
             f"{esc.ref} {done[claims.action]}",
-            f"{esc.ref} was {done[claims.action]} by {claims.to}; it is now {esc.state}.",
+            f"{esc.ref} was {done[claims.action]} by {by}; it is now {esc.state}.",
         )
 
     return router

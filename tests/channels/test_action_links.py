@@ -4,11 +4,16 @@ client: GET confirms without acting, POST acknowledges; a tampered link is refus
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -153,3 +158,55 @@ def test_the_secret_key_comes_from_the_environment_or_a_file_beside_the_database
     assert load_secret_key(url, {"ESCALADE_SECRET_KEY_FILE": str(named)}) == b"from-file"
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_secret_key(url, {"ESCALADE_SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def _slack_post(client: Any, secret: str, payload: dict[str, Any], when: float) -> Any:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(when))
+    mac = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + mac.hexdigest(),
+    }
+    return client.post("/v1/integrations/slack/actions", content=body, headers=headers)
+
+
+def test_an_interactive_slack_button_acts_as_the_user_who_clicked(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from escalade.channels.base import Content
+    from escalade.channels.slack import blocks
+
+    store = SqlStore(f"sqlite:///{tmp_path / 's.db'}")
+    store.upgrade()
+    service = EscalationService(store, SystemClock())
+    policy = policy_from_text(POLICY, "links.yaml")
+    service.apply_policy(policy)
+    service.create(EscalationInput(subject="Checkout down"), ref="OUT-1")
+    links = ActionLinks(KEY, "https://esc.example")
+    app = create_app(
+        Settings(), policy, None, SystemClock(), service=service, links=links,
+        slack_signing_secret="slack-secret",
+    )  # fmt: skip
+    client = TestClient(app)
+    # the button Escalade posts to Slack carries the link's token as its value
+    url = links.url("OUT-1", "acknowledge", "#ops", datetime.now(UTC))
+    [button] = blocks(Content("t", "x", "OUT-1", links={"acknowledge": url}), True)[-1]["elements"]
+    assert "url" not in button and url.endswith("/" + button["value"])
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U1", "username": "bo"},
+        "actions": [{"action_id": button["action_id"], "value": button["value"]}],
+    }
+    forged = _slack_post(client, "wrong-secret", click, time.time())
+    assert forged.status_code == 401
+    stale = _slack_post(client, "slack-secret", click, time.time() - 600)
+    assert stale.status_code == 401
+    assert _state(service) == ("open", None)
+    done = _slack_post(client, "slack-secret", click, time.time())
+    assert done.status_code == 200 and done.json()["text"].startswith(
+        "OUT-1 was acknowledged by bo"
+    )
+    assert _state(service) == ("acknowledged", "bo")
+    store.dispose()

@@ -14,7 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from escalade import __version__
-from escalade.api.deliveries import action_links_router, deliveries_router, metrics_router
+from escalade.api.deliveries import (
+    action_links_router,
+    deliveries_router,
+    metrics_router,
+    slack_actions_router,
+)
 from escalade.api.escalations import escalation_router
 from escalade.channels.links import ActionLinks
 from escalade.clock import Clock, SystemClock
@@ -58,6 +63,7 @@ def create_app(
     service: EscalationService | None = None,
     engine: Engine | None = None,
     links: ActionLinks | None = None,
+    slack_signing_secret: str | None = None,
 ) -> FastAPI:
     """The API. With a ``service`` it stores escalations; with an ``engine`` it also runs
     the engine in a thread for as long as it serves (the single-machine default)."""
@@ -97,7 +103,10 @@ def create_app(
         app.include_router(escalation_router(service, engine.wake if engine else None))
         app.include_router(deliveries_router(service))
         if links is not None:
-            app.include_router(action_links_router(service, links, engine.wake if engine else None))
+            wake = engine.wake if engine else None
+            app.include_router(action_links_router(service, links, wake))
+            if slack_signing_secret:
+                app.include_router(slack_actions_router(service, links, slack_signing_secret, wake))
     app.include_router(metrics_router())
     app.state.escalade = state
 

@@ -8,14 +8,17 @@ says why, and recorded on the timeline (``action_link.refused``)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from escalade.channels.links import ActionClaims, ActionLinks, LinkExpired, LinkRefused
@@ -133,29 +136,101 @@ def action_links_router(
         return await run_in_threadpool(_act, token, request, name)
 
     def _act(token: str, request: Request, name: str) -> HTMLResponse:
-        claims = _check(token, request, "POST")
-        if isinstance(claims, HTMLResponse):
-            return claims
-        by = name or claims.to
+        status, title, text = take_action(service, links, token, request, "POST", name, wake)
+        return _page(title, text, status)
+
+    return router
+
+
+def take_action(
+    service: EscalationService,
+    links: ActionLinks,
+    token: str,
+    request: Request,
+    method: str,
+    name: str,
+    wake: Callable[[], None] | None,
+) -> tuple[int, str, str]:
+    """Check an action token and act as ``name`` (else the link's recipient): the HTTP
+    status, a title and a sentence saying what happened. Refusals are recorded."""
+    now = service.clock.now()
+    try:
+        claims = links.check(token, now)
+    except LinkRefused as exc:
+        expired = exc.claims if isinstance(exc, LinkExpired) else None
+        _record_refusal(service, expired, str(exc), exc.status, request, method)
+        return exc.status, "Link expired" if exc.status == 410 else "Link refused", str(exc)
+    by = name or claims.to
+    try:
+        with service.store.unit_of_work() as uow:
+            esc = service.act(claims.ref, claims.action, by=by, uow=uow)
+            if claims.action == "acknowledge":
+                tell_who_took_it(uow, esc, by, service.clock.now())
+            elif claims.action == "resolve":
+                resolve_pages(uow, esc, by, service.clock.now())
+            uow.commit()
+    except NotFound as exc:
+        return 404, "Not found", str(exc)
+    except ActionRefused as exc:
+        return 409, "Not done", str(exc)
+    if wake is not None:
+        wake()
+    done = {"acknowledge": "acknowledged", "resolve": "resolved", "escalate": "escalated"}
+    verb = done[claims.action]
+    return 200, f"{esc.ref} {verb}", f"{esc.ref} was {verb} by {by}; it is now {esc.state}."
+
+
+def slack_signature_ok(
+    secret: str, timestamp: str, body: bytes, signature: str, now: float
+) -> bool:
+    """Slack's request signing: ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``, with a
+    timestamp within five minutes."""
+    try:
+        if abs(now - float(timestamp)) > 300:
+            return False
+    except ValueError:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def slack_actions_router(
+    service: EscalationService,
+    links: ActionLinks,
+    signing_secret: str,
+    wake: Callable[[], None] | None = None,
+) -> APIRouter:
+    """Slack's interactivity endpoint: a click on an ``interactive`` Slack button (its
+    value is the action link's token) acts as the Slack user who clicked."""
+    router = APIRouter(tags=["delivery"])
+
+    @router.post("/v1/integrations/slack/actions")
+    async def slack_actions(request: Request) -> JSONResponse:
+        body = await request.body()
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        now = service.clock.now().timestamp()
+        if not slack_signature_ok(signing_secret, stamp, body, signature, now):
+            return JSONResponse(
+                {"detail": "the request is not signed by Slack with this signing secret"}, 401
+            )
         try:
-            with service.store.unit_of_work() as uow:
-                esc = service.act(claims.ref, claims.action, by=by, uow=uow)
-                if claims.action == "acknowledge":
-                    tell_who_took_it(uow, esc, by, service.clock.now())
-                elif claims.action == "resolve":
-                    resolve_pages(uow, esc, by, service.clock.now())
-                uow.commit()
-        except NotFound as exc:
-            return _page("Not found", str(exc), 404)
-        except ActionRefused as exc:
-            return _page("Not done", str(exc), 409)
-        if wake is not None:
-            wake()
-        done = {"acknowledge": "acknowledged", "resolve": "resolved", "escalate": "escalated"}
-        return _page(
-            f"{esc.ref} {done[claims.action]}",
-            f"{esc.ref} was {done[claims.action]} by {by}; it is now {esc.state}.",
+            payload = json.loads(parse_qs(body.decode())["payload"][0])
+            user = payload.get("user") or {}
+            by = str(user.get("username") or user.get("name") or user.get("id") or "slack")
+            token = next(
+                str(a["value"])
+                for a in payload.get("actions", [])
+                if str(a.get("action_id", "")).startswith("escalade-") and a.get("value")
+            )
+        except (KeyError, ValueError, StopIteration, TypeError, AttributeError):
+            return JSONResponse({"detail": "not an Escalade button"}, 400)
+        status, _title, text = await run_in_threadpool(
+            take_action, service, links, token, request, "SLACK", by, wake
         )
+        # Slack shows an error for any answer but 200; the outcome is in the text
+        return JSONResponse({"response_type": "ephemeral", "text": text, "status": status})
 
     return router
 

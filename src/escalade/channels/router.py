@@ -69,7 +69,9 @@ def build_channel(cfg: ChannelConfig, policy: Policy, environ: Mapping[str, str]
     if kind is ChannelKind.slack:
         from escalade.channels.slack import SlackChannel
 
-        return SlackChannel(webhook_url=secret(cfg.webhook), timeout=cfg.timeout)
+        return SlackChannel(
+            webhook_url=secret(cfg.webhook), timeout=cfg.timeout, interactive=cfg.interactive
+        )
     if kind is ChannelKind.teams:
         from escalade.channels.teams import TeamsChannel
 

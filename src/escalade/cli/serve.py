@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -67,7 +68,14 @@ def serve_command(
     engine = escalation_engine(service, channels) if with_engine else None
     # the service holds the router: the app reads nothing again
     app = create_app(
-        settings, active, settings.policy_path, clock, service=service, engine=engine, links=links
+        settings,
+        active,
+        settings.policy_path,
+        clock,
+        service=service,
+        engine=engine,
+        links=links,
+        slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
     )
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "

@@ -987,7 +987,7 @@ class SmtpSecurity(StrEnum):
 
 _KIND_FIELDS: dict[str, set[str]] = {
     "email": {"host", "port", "security", "username", "password", "sender"},
-    "slack": {"webhook"},
+    "slack": {"webhook", "interactive"},
     "teams": {"webhook"},
     "webhook": {"url", "signing_secret"},
     "pagerduty": {"url", "routing_key", "severity"},
@@ -1032,6 +1032,11 @@ class ChannelConfig(Model):
     # HTTP endpoints (base URLs for pagerduty, opsgenie, sms and voice)
     url: PlainUrl | None = Field(None, description="Endpoint or base URL (no credentials)")
     webhook: SecretRef | None = Field(None, description="Slack or Teams webhook URL (secret)")
+    interactive: bool = Field(
+        False,
+        description="Slack: buttons post to Escalade's interactivity endpoint "
+        "(/v1/integrations/slack/actions) instead of opening the confirm page",
+    )
     signing_secret: SecretRef | None = Field(None, description="HMAC-SHA256 key (webhook)")
     routing_key: SecretRef | None = Field(None, description="PagerDuty integration key")
     severity: Literal["critical", "error", "warning", "info"] | None = Field(

@@ -206,6 +206,9 @@ class OutboxStep:
             instance, channel = self._channel(message)
         except (NoChannel, Undeliverable) as exc:
             return _Outcome(message, "-", str(exc), final=True)
+        except Exception as exc:  # a bug in preparing one message must not stop the rest
+            log.exception("preparing %s failed", message.key)
+            return _Outcome(message, "-", f"{type(exc).__name__}: {exc}")
         started = time.perf_counter()
         try:
             channel.send(message)

@@ -23,12 +23,14 @@ BENCHMARKS = {
     "simulate": [sys.executable, "-m", "benchmarks.bench_simulate"],
     "triage": [sys.executable, "benchmarks/bench_triage.py"],
     "intake": [sys.executable, "-m", "benchmarks.bench_intake"],
+    "delivery": [sys.executable, "-m", "benchmarks.bench_delivery"],
 }
 QUICK = {
     "timers": ["--n", "20000", "--window", "10"],
     "simulate": ["--escalations", "200", "--runs", "1"],
     "triage": [],
     "intake": ["--open", "100,10000", "--requests", "300"],
+    "delivery": ["--per-channel", "20", "--log-messages", "1000"],
 }
 
 

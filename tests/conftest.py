@@ -35,6 +35,10 @@ PG_CANDIDATES = (
 
 T0 = datetime(2026, 3, 7, 23, 50, tzinfo=UTC)
 
+# Action links are signed with this key in every process the tests start (a generated key
+# would otherwise be written beside each database, or in the working directory).
+os.environ.setdefault("ESCALADE_SECRET_KEY", "tests-action-link-key-0123456789")
+
 
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:

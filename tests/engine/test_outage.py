@@ -216,9 +216,8 @@ def test_database_outage_under_serve_and_worker(
             for i in range(6):
                 assert create(f"A{i}", "after", retry=True).status_code == 201
 
-        stored = {
-            ref for (ref,) in store.engine.connect().execute(text("SELECT ref FROM escalations"))
-        }
+        with store.engine.connect() as conn:  # closed, or the schema's teardown waits on it
+            stored = {ref for (ref,) in conn.execute(text("SELECT ref FROM escalations"))}
         assert set(accepted) <= stored, "an accepted escalation was lost"
         expected = len(stored) * NOTICES_PER_ESCALATION
 

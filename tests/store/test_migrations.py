@@ -19,6 +19,7 @@ TABLES = {
     "activity",
     "alert_keys",
     "actions_done",
+    "deliveries",
 }
 
 

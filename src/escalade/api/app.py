@@ -14,10 +14,17 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from escalade import __version__
+from escalade.api.deliveries import (
+    action_links_router,
+    deliveries_router,
+    metrics_router,
+    slack_actions_router,
+)
 from escalade.api.errors import error_item, error_response, install_error_handlers
 from escalade.api.escalations import escalation_router
 from escalade.api.health import readiness
 from escalade.api.limits import Limits, LimitsMiddleware
+from escalade.channels.links import ActionLinks
 from escalade.clock import Clock, SystemClock
 from escalade.engine.runner import Engine
 from escalade.loading import router_for
@@ -50,6 +57,8 @@ def create_app(
     service: EscalationService | None = None,
     engine: Engine | None = None,
     limits: Limits | None = None,
+    links: ActionLinks | None = None,
+    slack_signing_secret: str | None = None,
 ) -> FastAPI:
     """The API. With a ``service`` it stores escalations; with an ``engine`` it also runs
     the engine in a thread for as long as it serves (the single-machine default).
@@ -93,6 +102,13 @@ def create_app(
     )
     if service is not None:
         app.include_router(escalation_router(service, engine.wake if engine else None))
+        app.include_router(deliveries_router(service))
+        if links is not None:
+            wake = engine.wake if engine else None
+            app.include_router(action_links_router(service, links, wake))
+            if slack_signing_secret:
+                app.include_router(slack_actions_router(service, links, slack_signing_secret, wake))
+    app.include_router(metrics_router())
     app.state.escalade = state
 
     app.add_middleware(LimitsMiddleware, limits=limits or Limits())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -21,6 +22,11 @@ def serve_command(
         True, "--engine/--no-engine", help="Run the engine in this process (one machine)"
     ),
     allow_includes_outside: bool = allow_includes_outside_option(),
+    strict_channels: bool = typer.Option(
+        False,
+        "--strict-channels",
+        help="Refuse to start when a channel's secret is missing (default: log its messages)",
+    ),
 ) -> None:
     """Serve Escalade's API."""
     # imported here so that other commands start without the server and the database
@@ -28,6 +34,9 @@ def serve_command(
 
     from escalade.api.app import create_app
     from escalade.bootstrap import bootstrap, open_sql_store
+    from escalade.channels.links import links_from_env
+    from escalade.channels.router import ChannelSetupError, policy_channels
+    from escalade.service.wiring import LoggingChannel
 
     settings = Settings.from_env(policy_path=policy)
     if settings.policy_path is None:
@@ -37,8 +46,28 @@ def serve_command(
     active = router.policy
     store = open_sql_store(settings)
     require_current_schema(store)
+    try:
+        links = links_from_env(settings.database_url)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: action links: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        # the policy's channels; message channels it configures nothing for are logged
+        channels = policy_channels(
+            active, fallback=LoggingChannel(), links=links, strict=strict_channels
+        )
+    except ChannelSetupError as exc:
+        typer.echo(f"error: {settings.policy_path}: channels: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for problem in channels.problems:
+        typer.echo(f"warning: {problem}; its messages are only logged", err=True)
     runtime = bootstrap(
-        settings, store=store, router=router, applied_by="serve", engine=with_engine
+        settings,
+        store=store,
+        router=router,
+        applied_by="serve",
+        engine=with_engine,
+        channels=channels,
     )
     engine = runtime.engine
     # the service holds the router: the app reads nothing again
@@ -49,6 +78,8 @@ def serve_command(
         runtime.clock,
         service=runtime.service,
         engine=engine,
+        links=links,
+        slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
     )
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "

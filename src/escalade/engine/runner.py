@@ -22,7 +22,7 @@ from typing import Protocol
 
 from escalade.clock import Clock
 from escalade.engine.config import EngineConfig
-from escalade.engine.outbox import Channel, OutboxStep, SentHook
+from escalade.engine.outbox import Channel, GaveUpHook, OutboxStep, Prepare, SentHook
 from escalade.engine.timers import TimerHandler, TimerStep
 from escalade.store import Store
 from escalade.store.availability import database_outage
@@ -71,6 +71,8 @@ class Engine:
         *,
         channels: Channel | Mapping[str, Channel] | None = None,
         on_sent: SentHook | None = None,
+        on_gave_up: GaveUpHook | None = None,
+        prepare: Prepare | None = None,
         steps: Sequence[Step] | None = None,
         config: EngineConfig | None = None,
         worker: str | None = None,
@@ -86,7 +88,14 @@ class Engine:
             built: list[Step] = [TimerStep(self.handlers, worker=self.worker, config=self.config)]
             if channels is not None:
                 built.append(
-                    OutboxStep(channels, worker=self.worker, config=self.config, on_sent=on_sent)
+                    OutboxStep(
+                        channels,
+                        worker=self.worker,
+                        config=self.config,
+                        on_sent=on_sent,
+                        on_gave_up=on_gave_up,
+                        prepare=prepare,
+                    )
                 )
             steps = built
         self.steps: list[Step] = list(steps)

@@ -906,6 +906,173 @@ class AlertIntake(Model):
     default_priority: Id | None = None
 
 
+# --------------------------------------------------------------------------- channels
+
+_SECRET_QUERY = re.compile(
+    r"[?&](token|key|api_?key|secret|sig|signature|password|pass|code|auth|access_token)=",
+    re.IGNORECASE,
+)
+_SECRET_URLS = ("hooks.slack.com/services/", "webhook.office.com/", "logic.azure.com")
+_SECRET_HINT = (
+    "secrets are never written in the policy: give {env: VARIABLE} or {file: /path/to/file}"
+)
+
+
+class SecretRef(Model):
+    """Where a secret is read from at start-up: an environment variable or a file (its
+    content, surrounding white space removed). Never the value itself."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float):
+            raise ValueError(f"a secret written inline; {_SECRET_HINT}")
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env else f"file {self.file}"
+
+
+def _plain_url(value: str | None) -> str | None:
+    """An endpoint written in the policy must hold no credentials."""
+    if value is None:
+        return value
+    if re.match(r"^[a-z][a-z0-9+.\-]*://[^/@\s]*@", value, re.IGNORECASE):
+        raise ValueError(f"the URL holds a user name or password; {_SECRET_HINT}")
+    if _SECRET_QUERY.search(value) or any(s in value for s in _SECRET_URLS):
+        raise ValueError(f"the URL looks like it holds a secret; {_SECRET_HINT}")
+    return value
+
+
+PlainUrl = Annotated[str, BeforeValidator(_plain_url)]
+
+
+class ChannelKind(StrEnum):
+    """The kinds of outbound channel Escalade delivers through (``escalade.channels``)."""
+
+    email = "email"
+    slack = "slack"
+    teams = "teams"
+    webhook = "webhook"
+    pagerduty = "pagerduty"
+    opsgenie = "opsgenie"
+    sms = "sms"
+    voice = "voice"
+    apprise = "apprise"
+
+
+class ChannelWhen(Model):
+    """Which messages an instance takes; every list given must match (empty: any)."""
+
+    teams: list[Id] = Field(default_factory=list, description="The escalation's owning team")
+    people: list[Id] = Field(default_factory=list, description="The person the message is for")
+    priorities: list[Id] = Field(default_factory=list)
+    audiences: list[Audience] = Field(default_factory=list)
+
+
+class SmtpSecurity(StrEnum):
+    starttls = "starttls"
+    ssl = "ssl"  # SMTPS: TLS from the first byte (port 465)
+    none = "none"  # plain SMTP (a local relay)
+
+
+_KIND_FIELDS: dict[str, set[str]] = {
+    "email": {"host", "port", "security", "username", "password", "sender"},
+    "slack": {"webhook", "interactive"},
+    "teams": {"webhook"},
+    "webhook": {"url", "signing_secret"},
+    "pagerduty": {"url", "routing_key", "severity"},
+    "opsgenie": {"url", "api_key"},
+    "sms": {"url", "account", "token", "sender"},
+    "voice": {"url", "account", "token", "sender"},
+    "apprise": {"target"},
+}
+_KIND_REQUIRED: dict[str, set[str]] = {
+    "email": {"host", "sender"},
+    "slack": {"webhook"},
+    "teams": {"webhook"},
+    "webhook": {"url", "signing_secret"},
+    "pagerduty": {"routing_key"},
+    "opsgenie": {"api_key"},
+    "sms": {"url", "account", "token", "sender"},
+    "voice": {"url", "account", "token", "sender"},
+    "apprise": {"target"},
+}
+_COMMON_FIELDS = {"id", "type", "carries", "when", "timeout", "description"}
+
+
+class ChannelConfig(Model):
+    """One configured outbound channel instance (``channels:``). ``carries`` names the
+    message channels it delivers (a ladder step's ``channel: pagerduty``, a team's chat
+    contact …); ``when`` narrows it to teams, people, priorities or audiences. For each
+    message the first instance in the list that carries its channel and matches wins."""
+
+    id: Id
+    type: ChannelKind
+    carries: list[Channel] = Field(min_length=1, description="Message channels it delivers")
+    when: ChannelWhen = Field(default_factory=ChannelWhen)
+    description: str | None = None
+    timeout: float = Field(10.0, gt=0, le=120, description="Seconds to wait for the provider")
+    # email (SMTP)
+    host: str | None = Field(None, description="SMTP server")
+    port: int | None = Field(None, ge=1, le=65535, description="Default 587, or 465 with ssl")
+    security: SmtpSecurity = SmtpSecurity.starttls
+    username: str | None = None
+    password: SecretRef | None = None
+    sender: str | None = Field(None, description="From address (email) or number (SMS/voice)")
+    # HTTP endpoints (base URLs for pagerduty, opsgenie, sms and voice)
+    url: PlainUrl | None = Field(None, description="Endpoint or base URL (no credentials)")
+    webhook: SecretRef | None = Field(None, description="Slack or Teams webhook URL (secret)")
+    interactive: bool = Field(
+        False,
+        description="Slack: buttons post to Escalade's interactivity endpoint "
+        "(/v1/integrations/slack/actions) instead of opening the confirm page",
+    )
+    signing_secret: SecretRef | None = Field(None, description="HMAC-SHA256 key (webhook)")
+    routing_key: SecretRef | None = Field(None, description="PagerDuty integration key")
+    severity: Literal["critical", "error", "warning", "info"] | None = Field(
+        None, description="PagerDuty severity (default: by priority rank)"
+    )
+    api_key: SecretRef | None = Field(None, description="Opsgenie API key")
+    account: SecretRef | str | None = Field(
+        None, description="SMS/voice provider account id (inline or {env: …})"
+    )
+    token: SecretRef | None = Field(None, description="SMS/voice provider auth token")
+    target: SecretRef | None = Field(None, description="Apprise URL (secret: holds tokens)")
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> ChannelConfig:
+        kind = self.type.value
+        fields = type(self).model_fields
+        given = {  # set and not the default (a stored policy carries every default)
+            name
+            for name in fields
+            if name not in _COMMON_FIELDS
+            and name in self.model_fields_set
+            and getattr(self, name) is not None
+            and getattr(self, name) != fields[name].default
+        }
+        stray = sorted(given - _KIND_FIELDS[kind])
+        if stray:
+            raise ValueError(
+                f"{', '.join(repr(s) for s in stray)} not used by channel type '{kind}' "
+                f"(it takes {', '.join(sorted(_KIND_FIELDS[kind]))})"
+            )
+        missing = sorted(n for n in _KIND_REQUIRED[kind] if getattr(self, n) is None)
+        if missing:
+            raise ValueError(f"channel type '{kind}' needs {', '.join(repr(m) for m in missing)}")
+        return self
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -942,6 +1109,9 @@ class Policy(Model):
     notifications: list[NotificationRule] = Field(default_factory=list)
     metrics: list[MetricTarget] = Field(default_factory=list)
     alerts: AlertIntake = Field(default_factory=AlertIntake)
+    channels: list[ChannelConfig] = Field(
+        default_factory=list, description="Outbound channel instances (email, Slack, …)"
+    )
 
     # ---- lookups (the validator guarantees references resolve); indexed once per policy
 

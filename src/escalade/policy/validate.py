@@ -193,6 +193,7 @@ def _check_duplicates(ctx: _Ctx) -> None:
         (("templates",), list(p.templates)),
         (("notifications",), list(p.notifications)),
         (("metrics",), list(p.metrics)),
+        (("channels",), list(p.channels)),
     ]
     for path, items in sections:
         seen: dict[str, int] = {}
@@ -395,6 +396,10 @@ def _check_references(ctx: _Ctx) -> None:
     for i, h in enumerate(p.handling):
         r.need(("handling", i, "approver"), h.approver, ["roles", "people"])
         r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])
+    for i, ch in enumerate(p.channels):
+        r.need_all(("channels", i, "when", "teams"), ch.when.teams, ["teams"])
+        r.need_all(("channels", i, "when", "people"), ch.when.people, ["people"])
+        r.need_all(("channels", i, "when", "priorities"), ch.when.priorities, ["priorities"])
 
 
 def _level_team(p: Policy, level_id: str) -> str | None:

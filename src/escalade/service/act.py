@@ -28,6 +28,7 @@ from escalade.escalation.snapshot import (
     sla_timers,
 )
 from escalade.policy.models import Policy
+from escalade.service.delivery import resolve_pages, tell_who_took_it
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused, NotFound
 from escalade.service.moves import arm_level, escalate
@@ -95,6 +96,8 @@ class Act:
 def acknowledge(a: Acting) -> EscalationRow:
     esc = a.fx.update(a.esc, a.now, state=a.state.value, acknowledged_at=a.now, owner=a.by)
     a.fx.log(esc, EventKind.escalation_acknowledged, a.by, a.now, {"by": a.by})
+    # everyone paged hears who took it; pages still queued are cancelled at the outbox
+    tell_who_took_it(a.fx.uow, esc, a.by, a.now)
     return esc
 
 
@@ -248,6 +251,7 @@ def comment(a: Acting) -> EscalationRow:
 def resolve(a: Acting) -> EscalationRow:
     esc = a.fx.update(a.esc, a.now, state=a.state.value, resolved_at=a.now)
     a.fx.uow.timers.cancel_for_escalation(esc.id)
+    resolve_pages(a.fx.uow, esc, a.by, a.now)  # the incident closes on the pager too
     a.fx.log(
         esc,
         EventKind.escalation_resolved,

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from escalade.engine.config import EngineConfig
-from escalade.engine.outbox import CapturingChannel, Channel, SentHook
+from escalade.engine.outbox import CapturingChannel, Channel, Prepare, SentHook
 from escalade.engine.runner import Engine
 from escalade.engine.timers import TimerHandler
 from escalade.escalation.kinds import TimerKind
+from escalade.service.delivery import gave_up_hook
 from escalade.service.escalations import EscalationService
 from escalade.store import UnitOfWork
 from escalade.store.rows import OutboxMessage
@@ -55,15 +56,19 @@ def escalation_engine(
     channels: Channel | Mapping[str, Channel],
     config: EngineConfig | None = None,
     worker: str | None = None,
+    prepare: Prepare | None = None,
 ) -> Engine:
     """The engine of ``serve``, ``worker``, ``simulate`` and the tests: escalation timers,
-    then outbox delivery with its timeline record."""
+    then outbox delivery with its timeline record; a message that cannot be delivered is
+    raised to the owner and moves the ladder on (``service.delivery``)."""
     return Engine(
         service.store,
         service.clock,
         escalation_handlers(service),
         channels=channels,
         on_sent=sent_hook(service),
+        on_gave_up=gave_up_hook(service.book.pinned, service.overrides),
+        prepare=prepare if prepare is not None else getattr(channels, "prepare", None),
         config=config,
         worker=worker,
     )

@@ -11,6 +11,7 @@ package does not load SQLAlchemy.
 from escalade.store.interface import (
     DEFAULT_DATABASE_URL,
     ConcurrentUpdate,
+    NewDelivery,
     NewTimer,
     Store,
     StoreError,
@@ -19,6 +20,8 @@ from escalade.store.interface import (
     content_hash,
 )
 from escalade.store.rows import (
+    DeliveryEvent,
+    DeliveryRow,
     EscalationRow,
     OutboxMessage,
     OutboxState,
@@ -31,7 +34,10 @@ from escalade.store.rows import (
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "ConcurrentUpdate",
+    "DeliveryEvent",
+    "DeliveryRow",
     "EscalationRow",
+    "NewDelivery",
     "NewTimer",
     "OutboxMessage",
     "OutboxState",

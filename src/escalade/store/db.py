@@ -35,6 +35,7 @@ from escalade.store.repositories import (
     SqlActionLedger,
     SqlActivityRepository,
     SqlAlertKeyRepository,
+    SqlDeliveryRepository,
     SqlEscalationRepository,
     SqlGroupRepository,
     SqlKeyLocks,
@@ -80,6 +81,7 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.timeline = SqlTimelineRepository(connection)
         self.timers = SqlTimerRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
+        self.deliveries = SqlDeliveryRepository(connection)
         self.activity = SqlActivityRepository(connection)
         self.alert_keys = SqlAlertKeyRepository(connection)
         self.actions = SqlActionLedger(connection)

@@ -22,6 +22,8 @@ from typing import Any
 
 from escalade.errors import EscaladeError
 from escalade.store.rows import (
+    DeliveryEvent,
+    DeliveryRow,
     EscalationRow,
     OutboxMessage,
     PolicyVersionRow,
@@ -132,6 +134,15 @@ class EscalationRepository(ABC):
 
     @abstractmethod
     def get(self, escalation_id: int) -> EscalationRow | None: ...
+
+    def get_many(self, escalation_ids: Iterable[int]) -> dict[int, EscalationRow]:
+        """The escalations of these ids that exist (the SQL store reads them at once)."""
+        found = {}
+        for eid in set(escalation_ids):
+            row = self.get(eid)
+            if row is not None:
+                found[eid] = row
+        return found
 
     @abstractmethod
     def get_by_ref(self, ref: str) -> EscalationRow | None: ...
@@ -319,6 +330,39 @@ class OutboxRepository(ABC):
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
 
+    @abstractmethod
+    def cancel(self, ids: Sequence[int]) -> None:
+        """Pending messages that must not go out any more (state ``cancelled``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery-log event to record (``DeliveryRepository.record_many``)."""
+
+    message: OutboxMessage
+    event: DeliveryEvent
+    at: datetime
+    instance: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+class DeliveryRepository(ABC):
+    """The delivery log: every event of every outbox message, append-only. ``enqueue``
+    records ``queued``; the outbox step records each attempt's outcome."""
+
+    @abstractmethod
+    def record_many(self, events: Sequence[NewDelivery]) -> None:
+        """Append events (one executemany); ``attempt`` is the message's attempt count."""
+
+    @abstractmethod
+    def for_escalation(self, escalation_id: int, *, limit: int = 10_000) -> list[DeliveryRow]:
+        """An escalation's delivery log, in the order it was recorded."""
+
+    @abstractmethod
+    def for_message(self, key: str) -> list[DeliveryRow]:
+        """One message's delivery log (by its idempotency key), in order."""
+
 
 class ActivityRepository(ABC):
     """Product activity that threshold triggers count (who did what, how many times)."""
@@ -413,6 +457,7 @@ class UnitOfWork(ABC):
     timeline: TimelineRepository
     timers: TimerRepository
     outbox: OutboxRepository
+    deliveries: DeliveryRepository
     activity: ActivityRepository
     alert_keys: AlertKeyRepository
     actions: ActionLedger

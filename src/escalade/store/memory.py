@@ -41,10 +41,12 @@ from escalade.store.interface import (
     ActivityRepository,
     AlertKeyRepository,
     ConcurrentUpdate,
+    DeliveryRepository,
     EscalationRepository,
     GroupRepository,
     KeyLocks,
     NaiveDatetimeError,
+    NewDelivery,
     NewTimer,
     OutboxRepository,
     PolicyRepository,
@@ -56,6 +58,8 @@ from escalade.store.interface import (
 )
 from escalade.store.jsonvalues import dumps as _dumps
 from escalade.store.rows import (
+    DeliveryEvent,
+    DeliveryRow,
     EscalationRow,
     OutboxMessage,
     OutboxState,
@@ -183,6 +187,9 @@ class _Data:
     outbox_by_key: dict[str, int] = field(default_factory=dict)
     outbox_free: _DueQueue = field(init=False)
     outbox_leased: dict[int, _Message] = field(default_factory=dict)
+    deliveries: list[DeliveryRow] = field(default_factory=list)
+    deliveries_of: dict[int | None, list[DeliveryRow]] = field(default_factory=dict)
+    deliveries_by_message: dict[int, list[DeliveryRow]] = field(default_factory=dict)
     activity: list[tuple[str, str, datetime, int]] = field(default_factory=list)
     alert_keys: dict[str, int] = field(default_factory=dict)
     groups: dict[str, SortedList] = field(default_factory=dict)  # key -> (created_at, id)
@@ -733,6 +740,7 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
         )
         self._tx.set_message(_Message(message))
         self._tx.put(self._d.outbox_by_key, key, message.id)
+        _log_delivery(self._tx, NewDelivery(message, DeliveryEvent.queued, at))
         return True
 
     def get(self, key: str) -> OutboxMessage | None:
@@ -817,6 +825,12 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
                 message = evolve(row.message, state=OutboxState.sent, sent_at=at)
                 self._tx.set_message(_Message(message, claimed_by=row.claimed_by))
 
+    def cancel(self, ids: Sequence[int]) -> None:
+        for mid in ids:
+            row = self._d.outbox.get(mid)
+            if row is not None and row.message.state is _OUT_PENDING:
+                self._tx.set_message(_Message(evolve(row.message, state=OutboxState.cancelled)))
+
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
         row = self._d.outbox.get(message_id)
         if row is None or row.message.state is not _OUT_PENDING:
@@ -828,6 +842,41 @@ class MemoryOutboxRepository(_MemoryRepository, OutboxRepository):
             retry_at = _utc(retry_at)
             message = evolve(row.message, last_error=error[:4000], available_at=retry_at)
             self._tx.set_message(_Message(message, lease_until=retry_at))
+
+
+def _log_delivery(tx: _Tx, e: NewDelivery) -> None:
+    d = tx.data
+    m = e.message
+    row = DeliveryRow(
+        id=d.next_id("deliveries"),
+        message_id=m.id,
+        key=m.key,
+        escalation_id=m.escalation_id,
+        channel=m.channel,
+        recipient=m.recipient,
+        event=e.event,
+        at=_utc(e.at),
+        attempt=m.attempts,
+        instance=e.instance,
+        error=None if e.error is None else e.error[:4000],
+        retry_at=None if e.retry_at is None else _utc(e.retry_at),
+    )
+    tx.append(d.deliveries, row)
+    tx.append(d.deliveries_of.setdefault(m.escalation_id, []), row)
+    tx.append(d.deliveries_by_message.setdefault(m.id, []), row)
+
+
+class MemoryDeliveryRepository(_MemoryRepository, DeliveryRepository):
+    def record_many(self, events: Sequence[NewDelivery]) -> None:
+        for e in events:
+            _log_delivery(self._tx, e)
+
+    def for_escalation(self, escalation_id: int, *, limit: int = 10_000) -> list[DeliveryRow]:
+        return list(self._d.deliveries_of.get(escalation_id, [])[:limit])
+
+    def for_message(self, key: str) -> list[DeliveryRow]:
+        mid = self._d.outbox_by_key.get(key)
+        return [] if mid is None else list(self._d.deliveries_by_message.get(mid, []))
 
 
 class MemoryActivityRepository(_MemoryRepository, ActivityRepository):
@@ -945,6 +994,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.timeline = MemoryTimelineRepository(self._txn)
         self.timers = MemoryTimerRepository(self._txn)
         self.outbox = MemoryOutboxRepository(self._txn)
+        self.deliveries = MemoryDeliveryRepository(self._txn)
         self.activity = MemoryActivityRepository(self._txn)
         self.alert_keys = MemoryAlertKeyRepository(self._txn)
         self.actions = MemoryActionLedger(self._txn)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal,
     or_,
     select,
     text,
@@ -38,6 +39,8 @@ from escalade.store import interface as iface
 from escalade.store import tables as t
 from escalade.store.interface import ESCALATION_CHANGES, ConcurrentUpdate, NewTimer, content_hash
 from escalade.store.rows import (
+    DeliveryEvent,
+    DeliveryRow,
     EscalationRow,
     OutboxMessage,
     OutboxState,
@@ -174,6 +177,13 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
 
     def get(self, escalation_id: int) -> EscalationRow | None:
         return self._one(_ESC_BY_ID, {"id": escalation_id})
+
+    def get_many(self, escalation_ids: Iterable[int]) -> dict[int, EscalationRow]:
+        ids = sorted(set(escalation_ids))
+        if not ids:
+            return {}
+        rows = self._conn.execute(_ESC_BY_IDS, {"ids": ids})
+        return {r.id: _escalation(r) for r in rows}
 
     def get_by_ref(self, ref: str) -> EscalationRow | None:
         return self._one(_ESC_BY_REF, {"ref": ref})
@@ -487,24 +497,44 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         at: datetime,
         escalation_id: int | None = None,
     ) -> bool:
-        """Queue a message; ``False`` if a message with this key was already queued."""
-        result = self._conn.execute(
-            _outbox_insert(self._dialect),
+        """Queue a message; ``False`` if a message with this key was already queued.
+        The delivery log's ``queued`` row is written with it (on PostgreSQL in the same
+        statement, so the log costs no extra round trip)."""
+        values = {
+            "idempotency_key": key,
+            "escalation_id": escalation_id,
+            "channel": str(channel),
+            "recipient": recipient,
+            "audience": str(audience),
+            "template": template,
+            "payload": dict(payload),
+            "state": OutboxState.pending.value,
+            "created_at": at,
+            "available_at": at,
+            "attempts": 0,
+        }
+        if self._dialect == "postgresql":
+            return self._conn.execute(_PG_ENQUEUE_LOGGED, values).first() is not None
+        row = self._conn.execute(_outbox_insert(self._dialect), values).first()
+        if row is None:
+            return False
+        self._conn.execute(
+            _DELIVERY_INSERT,
             {
+                "message_id": row[0],
                 "idempotency_key": key,
                 "escalation_id": escalation_id,
                 "channel": str(channel),
                 "recipient": recipient,
-                "audience": str(audience),
-                "template": template,
-                "payload": dict(payload),
-                "state": OutboxState.pending.value,
-                "created_at": at,
-                "available_at": at,
-                "attempts": 0,
+                "event": DeliveryEvent.queued.value,
+                "at": at,
+                "attempt": 0,
+                "instance": None,
+                "error": None,
+                "retry_at": None,
             },
         )
-        return result.first() is not None
+        return True
 
     def get(self, key: str) -> OutboxMessage | None:
         row = self._conn.execute(select(t.outbox).where(t.outbox.c.idempotency_key == key)).first()
@@ -581,6 +611,10 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         if ids:
             self._conn.execute(_OUTBOX_SENT, {"ids": list(ids), "at": at})
 
+    def cancel(self, ids: Sequence[int]) -> None:
+        if ids:
+            self._conn.execute(_OUTBOX_CANCEL, {"ids": list(ids)})
+
     def fail(self, message_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Delivery failed: try again at ``retry_at``, or give up (state ``failed``)."""
         values: dict[str, Any] = {"last_error": error[:4000], "claimed_by": None}
@@ -593,6 +627,58 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
             .where(t.outbox.c.id == message_id, t.outbox.c.state == OutboxState.pending.value)
             .values(**values)
         )
+
+
+class SqlDeliveryRepository(_Repository, iface.DeliveryRepository):
+    """The delivery log of outbox messages."""
+
+    def record_many(self, events: Sequence[iface.NewDelivery]) -> None:
+        if not events:
+            return
+        self._conn.execute(
+            _DELIVERY_INSERT,
+            [
+                {
+                    "message_id": e.message.id,
+                    "idempotency_key": e.message.key,
+                    "escalation_id": e.message.escalation_id,
+                    "channel": e.message.channel,
+                    "recipient": e.message.recipient,
+                    "event": e.event.value,
+                    "at": e.at,
+                    "attempt": e.message.attempts,
+                    "instance": e.instance,
+                    "error": None if e.error is None else e.error[:4000],
+                    "retry_at": e.retry_at,
+                }
+                for e in events
+            ],
+        )
+
+    def for_escalation(self, escalation_id: int, *, limit: int = 10_000) -> list[DeliveryRow]:
+        q = (
+            select(t.deliveries)
+            .where(t.deliveries.c.escalation_id == escalation_id)
+            .order_by(t.deliveries.c.id)
+            .limit(limit)
+        )
+        return [_delivery(r) for r in self._conn.execute(q)]
+
+    def for_message(self, key: str) -> list[DeliveryRow]:
+        message = select(t.outbox.c.id).where(t.outbox.c.idempotency_key == key)
+        q = (
+            select(t.deliveries)
+            .where(t.deliveries.c.message_id == message.scalar_subquery())
+            .order_by(t.deliveries.c.id)
+        )
+        return [_delivery(r) for r in self._conn.execute(q)]
+
+
+def _delivery(row: Row[Any]) -> DeliveryRow:
+    m = dict(row._mapping)
+    m["key"] = m.pop("idempotency_key")
+    m["event"] = DeliveryEvent(m["event"])
+    return DeliveryRow(**m)
 
 
 def _message(row: Row[Any]) -> OutboxMessage:
@@ -764,6 +850,7 @@ class SqlActionLedger(_Repository, iface.ActionLedger):
 # running it on SQLite.
 
 _ESC_BY_ID = select(t.escalations).where(t.escalations.c.id == bindparam("id"))
+_ESC_BY_IDS = select(t.escalations).where(t.escalations.c.id.in_(bindparam("ids", expanding=True)))
 _ESC_BY_REF = select(t.escalations).where(t.escalations.c.ref == bindparam("ref"))
 _ESC_LOCK = _ESC_BY_ID.with_for_update()
 
@@ -856,6 +943,53 @@ def _outbox_insert(dialect: str) -> Any:
         .returning(t.outbox.c.id)
     )
 
+
+_DELIVERY_INSERT = t.deliveries.insert()
+
+
+def _pg_enqueue_logged() -> Any:
+    """PostgreSQL: the outbox insert and its 'queued' log row in one statement."""
+    names = ["idempotency_key", "escalation_id", "channel", "recipient", "audience", "template",
+             "payload", "state", "created_at", "available_at", "attempts"]  # fmt: skip
+    queued = (
+        postgresql.insert(t.outbox)
+        .values({name: bindparam(name, type_=t.outbox.c[name].type) for name in names})
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(
+            t.outbox.c.id,
+            t.outbox.c.idempotency_key,
+            t.outbox.c.escalation_id,
+            t.outbox.c.channel,
+            t.outbox.c.recipient,
+            t.outbox.c.created_at,
+        )
+        .cte("queued")
+    )
+    return t.deliveries.insert().from_select(
+        ["message_id", "idempotency_key", "escalation_id", "channel", "recipient", "at",
+         "event", "attempt"],
+        select(
+            queued.c.id,
+            queued.c.idempotency_key,
+            queued.c.escalation_id,
+            queued.c.channel,
+            queued.c.recipient,
+            queued.c.created_at,
+            literal(DeliveryEvent.queued.value),
+            literal(0),
+        ),
+    ).returning(t.deliveries.c.id)  # fmt: skip
+
+
+_PG_ENQUEUE_LOGGED = _pg_enqueue_logged()
+_OUTBOX_CANCEL = (
+    t.outbox.update()
+    .where(
+        t.outbox.c.id.in_(bindparam("ids", expanding=True)),
+        t.outbox.c.state == OutboxState.pending.value,
+    )
+    .values(state=OutboxState.cancelled.value, lease_until=None, claimed_by=None)
+)
 
 _OUTBOX_SENT = (
     t.outbox.update()

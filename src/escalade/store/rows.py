@@ -21,7 +21,20 @@ class TimerState(StrEnum):
 class OutboxState(StrEnum):
     pending = "pending"
     sent = "sent"
-    failed = "failed"
+    failed = "failed"  # gave up, or undeliverable (no channel, nobody to reach)
+    cancelled = "cancelled"  # not sent: the escalation was acknowledged or resolved first
+
+
+class DeliveryEvent(StrEnum):
+    """One line of a message's delivery log."""
+
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"  # one attempt failed; ``error`` holds the provider's answer
+    retrying = "retrying"  # another attempt is due at ``retry_at``
+    gave_up = "gave_up"  # no attempts left
+    undeliverable = "undeliverable"  # no channel configured, nobody on call, nobody staffed
+    cancelled = "cancelled"  # the escalation was acknowledged or resolved before it went
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,24 @@ class OutboxMessage:
     attempts: int = 0
     sent_at: datetime | None = None
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One event in the delivery log of one outbox message."""
+
+    id: int
+    message_id: int
+    key: str  # the message's idempotency key
+    escalation_id: int | None
+    channel: str
+    recipient: str
+    event: DeliveryEvent
+    at: datetime
+    attempt: int = 0
+    instance: str | None = None  # the configured channel instance that carried it
+    error: str | None = None
+    retry_at: datetime | None = None
 
 
 def evolve(row: R, **changes: Any) -> R:

@@ -187,3 +187,21 @@ actions_done = Table(
     Column("done_at", UTCDateTime, nullable=False),
     Column("worker", String(200), nullable=False),
 )
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("message_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
+    Column("idempotency_key", String(300), nullable=False),
+    Column("escalation_id", Id, ForeignKey("escalations.id"), nullable=True),
+    Column("channel", String(40), nullable=False),
+    Column("recipient", String(300), nullable=False),
+    Column("event", String(20), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("instance", String(80), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("retry_at", UTCDateTime, nullable=True),
+    Index(None, "escalation_id", "id"),
+)

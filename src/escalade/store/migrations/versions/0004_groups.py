@@ -2,8 +2,8 @@
 to a new one reads only those (issue 15). Open escalations are filed under every kind of
 key a related-issue threshold can use.
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0004_groups
+Revises: 0002_delivery
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from escalade.store.types import JSONType, UTCDateTime
 
-revision = "0004"
-down_revision = "0001"
+revision = "0004_groups"
+down_revision = "0002_delivery"
 branch_labels = None
 depends_on = None
 

@@ -251,6 +251,10 @@ class Team(Model):
     schedule: Id | None = Field(None, description="On-call schedule paged for this team")
     manager: Id | None = Field(None, description="Person or role notified as this team's manager")
     description: str | None = None
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Tickets this team takes, in a customer's words (routing by similarity)",
+    )
 
     def leads(self) -> list[str]:
         return [m.person for m in self.members if m.role == "lead"]
@@ -533,7 +537,10 @@ class Category(Model):
         None, description="Authority action whose amount bands say who decides (e.g. disputes)"
     )
     match: Match | None = Field(None, description="Text that suggests this category")
-    examples: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Tickets of this category, in a customer's words (routing by similarity)",
+    )
     description: str | None = None
 
 
@@ -573,6 +580,31 @@ class TriageModel(Model):
     )
 
 
+class Similarity(Model):
+    """Routing from the policy's own words: categories' and teams' examples, descriptions,
+    names and phrases compared with the ticket (see ``escalade.routing.similarity``)."""
+
+    enabled: bool = Field(True, description="Route by similarity where no rule or phrase decides")
+    min_similarity: float = Field(
+        0.2, gt=0, le=1, description="Cosine similarity (0..1) a ticket needs to be routed"
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How far the best key must lead the runner-up of another team",
+    )
+    use_phrases: bool = Field(True, description="Count match phrases among the references")
+    use_names: bool = Field(True, description="Count category and team names too")
+    thesaurus: bool = Field(
+        True, description="Use Escalade's support-desk thesaurus (words customers use alike)"
+    )
+    synonyms: list[list[str]] = Field(
+        default_factory=list,
+        description="The policy's own groups of words or phrases that mean the same",
+    )
+
+
 class Routing(Model):
     rules: list[RoutingRule] = Field(default_factory=list)
     default_category: Id | None = None
@@ -586,6 +618,7 @@ class Routing(Model):
     )
     vip_tiers: list[str] = Field(default_factory=list)
     triage: list[TriageModel] = Field(default_factory=list)
+    similarity: Similarity = Field(default_factory=Similarity)
 
 
 # --------------------------------------------------------------------------- ladders

@@ -32,6 +32,8 @@ from escalade.policy.models import (
 )
 from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
 from escalade.routing.signals import PhraseIndex, match_text, read_signals
+from escalade.routing.similarity import Reference, SimilarityIndex, SimilarityMatch, Thesaurus
+from escalade.routing.thesaurus import SUPPORT_SYNONYMS
 from escalade.sla.clocks import ClockName, sla_targets
 
 
@@ -83,6 +85,7 @@ class _State:
     needs_triage: bool = False
     authority: list[str] = field(default_factory=list)
     level_is_floor: bool = False
+    similar_team: str | None = None
 
     def add_handling(self, ids: Sequence[str]) -> None:
         for h in ids:
@@ -106,6 +109,7 @@ class Router:
         self._groupings: dict[tuple[str, tuple[str, ...]], _Grouping] = {}
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
+        self._similarity = policy_similarity(policy)
         conditions = [r.when for r in policy.routing.rules] + [
             t.when for t in policy.triggers if t.when is not None
         ]
@@ -254,6 +258,8 @@ class Router:
             words = ", ".join(f"'{h}'" for h in best[2][:4])
             st.reasons.append(f"category '{best[1].id}': the text mentions {words}")
             return
+        if self._similar(inp, st):
+            return
         label = self._guess("category", inp, st, preds)
         if label is not None:
             st.category = p.get_category(label)
@@ -388,6 +394,9 @@ class Router:
                     f"team '{level_team}'"
                 )
                 return
+        if st.similar_team is not None:
+            st.team = st.similar_team
+            return
         label = self._guess("team", inp, st, preds)
         if label is not None:
             st.team = label
@@ -500,6 +509,61 @@ class Router:
                 return format_duration(level.response_by_channel[channel])
             return format_duration(level.response) if level.response is not None else None
         return format_duration(response.target) if response is not None else None
+
+    # ------------------------------------------------------------------ the policy's own words
+
+    def _team_of(self, kind: str, key: str) -> str | None:
+        if kind == "team":
+            return key
+        cat = self.policy.get_category(key)
+        if cat.owner:
+            return cat.owner
+        return self.policy.get_level(cat.level).team if cat.level else None
+
+    def _similar(self, inp: EscalationInput, st: _State) -> bool:
+        """Category (or team) from the policy's examples, descriptions, names and phrases;
+        True when it decided. Says what it was close to, and the runner-up, either way."""
+        index = self._similarity
+        if index is None:
+            return False
+        spec = self.policy.routing.similarity
+        m = index.nearest(inp.text)
+        if m is None:
+            return False
+        team = self._team_of(m.kind, m.key)
+        runner_team = (
+            self._team_of(m.runner_up.kind, m.runner_up.key) if m.runner_up is not None else None
+        )
+        lead = m.score - (m.runner_up_score or 0.0) if runner_team != team else 1.0
+        accepted = m.score >= spec.min_similarity and lead >= spec.margin
+        st.guesses.append(
+            TriageGuess.model_validate(
+                dict(
+                    field=m.kind,
+                    model="policy examples",
+                    label=m.key,
+                    probability=round(m.score, 4),
+                    runner_up=m.runner_up.key if m.runner_up else None,
+                    runner_up_probability=(
+                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
+                    ),
+                    top_words=list(m.top_words),
+                    accepted=accepted,
+                    reference=m.reference.text,
+                    reference_kind=m.reference.source,
+                )
+            )
+        )
+        if not accepted:
+            # not a decision: the decision's ``triage`` list (and ``route --explain``) shows
+            # what came closest, the reasons stay those of the steps that decided
+            return False
+        st.reasons.append(_similar_reason(m))
+        if m.kind == "category":
+            st.category = self.policy.get_category(m.key)
+        else:
+            st.similar_team = m.key
+        return m.kind == "category"
 
     # ------------------------------------------------------------------ learned triage
 
@@ -671,6 +735,57 @@ class Router:
         for key, want in c.fields.items():
             parts.append(f"{key} = {want}")
         return "; ".join(parts)
+
+
+def _similar_reason(m: SimilarityMatch) -> str:
+    words = ", ".join(f"'{w}'" for w in m.top_words) or "none"
+    text = f"{m.kind} '{m.key}': close to {m.kind} '{m.key}' {m.reference.source} "
+    text += f"'{m.reference.text}' (similarity {m.score:.2f}; words that weighed most: {words})"
+    if m.runner_up is not None and m.runner_up_score is not None:
+        text += (
+            f"; runner-up {m.runner_up.kind} '{m.runner_up.key}' {m.runner_up_score:.2f} "
+            f"({m.runner_up.source} '{m.runner_up.text}')"
+        )
+    return text
+
+
+def policy_references(policy: Policy) -> list[Reference]:
+    """The policy's own words for each category and team: examples, description, name and
+    match phrases. Categories that only a rule sets (no phrases, no examples) are left out:
+    their name describes the rule's condition, not a ticket."""
+    spec = policy.routing.similarity
+    by_rule = {r.then.category for r in policy.routing.rules if r.then.category}
+    refs: list[Reference] = []
+    for c in policy.categories:
+        phrases = c.match.phrases if c.match else []
+        if c.id in by_rule and not phrases and not c.examples:
+            continue
+        refs.extend(Reference("category", c.id, "example", e) for e in c.examples)
+        if c.description:
+            refs.append(Reference("category", c.id, "description", c.description))
+        if spec.use_names and c.name:
+            refs.append(Reference("category", c.id, "name", c.name))
+        if spec.use_phrases and phrases:
+            refs.append(Reference("category", c.id, "phrases", ", ".join(phrases)))
+    for t in policy.teams:
+        refs.extend(Reference("team", t.id, "example", e) for e in t.examples)
+        if t.description:
+            refs.append(Reference("team", t.id, "description", t.description))
+    return refs
+
+
+def policy_similarity(policy: Policy) -> SimilarityIndex | None:
+    """The policy's similarity model, or None when it is switched off or has no words."""
+    if not policy.routing.similarity.enabled:
+        return None
+    spec = policy.routing.similarity
+    groups: dict[str, list[str]] = {}
+    if spec.thesaurus:
+        groups.update({k: list(v) for k, v in SUPPORT_SYNONYMS.items()})
+    for i, group in enumerate(spec.synonyms):
+        groups[f"policy-{i}"] = list(group)
+    index = SimilarityIndex(policy_references(policy), thesaurus=Thesaurus(groups))
+    return index if len(index) else None
 
 
 @dataclass(frozen=True)

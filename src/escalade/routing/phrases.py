@@ -160,6 +160,22 @@ class StemIndex:
         out: list[str] = []
         for i, s in enumerate(tok.stems):
             for st, p in self._by_first.get(s, ()):
-                if tok.stems[i : i + len(st)] == st and p not in out:
+                if (
+                    p not in out
+                    and tok.stems[i : i + len(st)] == st
+                    and all(
+                        same_sense(a, b)
+                        for a, b in zip(tok.words[i : i + len(st)], tokens(p).words, strict=True)
+                    )
+                ):
                     out.append(p)
         return out
+
+
+_AGENT = ("er", "ers", "or", "ors")
+
+
+def same_sense(a: str, b: str) -> bool:
+    """Two words of one stem that still mean the same kind of thing: a person who does
+    something is not the thing done ("reporter" is not "report", "manager" not "manage")."""
+    return a == b or a.endswith(_AGENT) == b.endswith(_AGENT)

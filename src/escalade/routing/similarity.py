@@ -98,12 +98,21 @@ class Thesaurus:
         return out
 
 
-def _features(text: str, thesaurus: Thesaurus | None = None) -> list[tuple[str, str]]:
-    """(feature, the ticket word it comes from) for every feature occurrence."""
+def _features(
+    text: str, thesaurus: Thesaurus | None = None, *, drop_negated: bool = False
+) -> list[tuple[str, str]]:
+    """(feature, the ticket word it comes from) for every feature occurrence; a ticket's
+    negated words ("not a dispute", "no hurry") are left out when ``drop_negated``."""
     out: list[tuple[str, str]] = []
+    ws = words(text)
+    if drop_negated:
+        from escalade.routing.phrases import negated, tokens
+
+        tok = tokens(text)
+        ws = ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
     if thesaurus:
-        out.extend(("s " + c, w) for c, w in thesaurus.concepts(words(text)))
-    toks = content_words(text)
+        out.extend(("s " + c, w) for c, w in thesaurus.concepts(ws))
+    toks = [w for w in ws if w and w not in STOP_WORDS]
     stems = [stem(w) for w in toks]
     for w, s in zip(toks, stems, strict=True):
         out.append(("w " + s, w))
@@ -187,7 +196,7 @@ class SimilarityIndex:
     ) -> SimilarityMatch | None:
         """The key whose nearest reference is most similar to the text, with the runner-up
         (the best reference of another key); None when nothing is shared at all."""
-        feats = _features(text, self._thesaurus)
+        feats = _features(text, self._thesaurus, drop_negated=True)
         if not feats or not self.references:
             return None
         counts: dict[str, float] = {}

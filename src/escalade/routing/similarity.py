@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import Stemmer
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -98,6 +99,14 @@ class Thesaurus:
         return out
 
 
+@lru_cache(maxsize=65536)
+def _word_features(w: str) -> tuple[str, ...]:
+    """A word's stem and its 3- to 5-letter pieces (the word padded with a space each side)."""
+    padded = f" {w} "
+    grams = ["c " + padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)]
+    return ("w " + stem(w), *grams)
+
+
 def _features(
     text: str, thesaurus: Thesaurus | None = None, *, drop_negated: bool = False
 ) -> list[tuple[str, str]]:
@@ -114,12 +123,8 @@ def _features(
         out.extend(("s " + c, w) for c, w in thesaurus.concepts(ws))
     toks = [w for w in ws if w and w not in STOP_WORDS]
     stems = [stem(w) for w in toks]
-    for w, s in zip(toks, stems, strict=True):
-        out.append(("w " + s, w))
-        padded = f" {w} "
-        for n in (3, 4, 5):
-            for i in range(len(padded) - n + 1):
-                out.append(("c " + padded[i : i + n], w))
+    for w in toks:
+        out.extend((f, w) for f in _word_features(w))
     for i in range(len(stems) - 1):
         out.append((f"b {stems[i]} {stems[i + 1]}", f"{toks[i]} {toks[i + 1]}"))
     return out
@@ -173,11 +178,14 @@ class SimilarityIndex:
         n = len(docs)
         self._idf = {f: math.log((1 + n) / (1 + d)) + 1.0 for f, d in df.items()}
         self._unseen_idf = math.log(1 + n) + 1.0
-        # feature -> [(reference index, weight)], each reference's blocks unit length
-        self._postings: dict[str, list[tuple[int, float]]] = {}
+        # one row per feature, one column per reference (each reference's blocks unit
+        # length): a ticket's scores are the rows of its features, weighted and added
+        self._column: dict[str, int] = {f: j for j, f in enumerate(df)}
+        self._matrix = np.zeros((max(len(df), 1), max(n, 1)), dtype=np.float64)
         for i, counts in enumerate(docs):
             for f, w in self._weigh(counts, self._idf).items():
-                self._postings.setdefault(f, []).append((i, w))
+                self._matrix[self._column[f], i] = w
+        self._ref_key = [(r.kind, r.key) for r in self.references]
 
     def __len__(self) -> int:
         return len(self.references)
@@ -205,10 +213,14 @@ class SimilarityIndex:
             counts[f] = counts.get(f, 0.0) + 1.0
             origin.setdefault(f, w)
         query = self._weigh(counts, self._idf)
-        scores: dict[int, float] = {}
-        for f, qw in query.items():
-            for i, dw in self._postings.get(f, ()):
-                scores[i] = scores.get(i, 0.0) + qw * dw
+        known = [(self._column[f], qw, origin[f]) for f, qw in query.items() if f in self._column]
+        if not known:
+            return None
+        rows = np.fromiter((c for c, _, _ in known), dtype=np.intp, count=len(known))
+        weights = np.fromiter((qw for _, qw, _ in known), dtype=np.float64, count=len(known))
+        block = self._matrix[rows]
+        all_scores = weights @ block
+        scores = {int(i): float(all_scores[i]) for i in np.flatnonzero(all_scores > 0)}
         best_by_key: dict[tuple[str, str], tuple[float, int]] = {}
         for i, s in scores.items():
             ref = self.references[i]
@@ -228,20 +240,17 @@ class SimilarityIndex:
             key=ref.key,
             score=score,
             reference=ref,
-            top_words=self._weighed_most(query, idx, origin),
+            top_words=_weighed_most(block[:, idx] * weights, [w for _, _, w in known]),
             runner_up=self.references[runner[1]] if runner else None,
             runner_up_score=runner[0] if runner else None,
         )
 
-    def _weighed_most(
-        self, query: dict[str, float], idx: int, origin: dict[str, str], k: int = 4
-    ) -> tuple[str, ...]:
-        """The ticket's words that added most to its similarity with reference ``idx``."""
-        by_word: dict[str, float] = {}
-        for f, qw in query.items():
-            for i, dw in self._postings.get(f, ()):
-                if i == idx:
-                    w = origin[f]
-                    by_word[w] = by_word.get(w, 0.0) + qw * dw
-        ranked = sorted(by_word.items(), key=lambda t: -t[1])
-        return tuple(w for w, v in ranked[:k] if v > 0)
+
+def _weighed_most(contributions: np.ndarray, origin: list[str], k: int = 4) -> tuple[str, ...]:
+    """The ticket's words that added most to its similarity with one reference."""
+    by_word: dict[str, float] = {}
+    for w, v in zip(origin, contributions.tolist(), strict=True):
+        if v > 0:
+            by_word[w] = by_word.get(w, 0.0) + v
+    ranked = sorted(by_word.items(), key=lambda t: -t[1])
+    return tuple(w for w, _ in ranked[:k])

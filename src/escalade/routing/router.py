@@ -110,6 +110,7 @@ class Router:
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
         self._similarity = policy_similarity(policy)
+        self._nearest: dict[str, SimilarityMatch | None] = {}  # of the batch being routed
         conditions = [r.when for r in policy.routing.rules] + [
             t.when for t in policy.triggers if t.when is not None
         ]
@@ -187,7 +188,12 @@ class Router:
         )
 
     def predict_batch(self, inputs: Sequence[EscalationInput]) -> list[dict[str, PredictionLike]]:
-        """Learned-model predictions for a batch at once (vectorised), per input."""
+        """Learned-model predictions for a batch at once (vectorised), per input. The
+        policy's similarity model also compares the whole batch at once: its answers are
+        kept for the ``route`` calls of this batch (until the next batch)."""
+        if self._similarity is not None:
+            texts = list({inp.text: None for inp in inputs if inp.category is None})
+            self._nearest = dict(zip(texts, self._similarity.nearest_many(texts), strict=True))
         out: list[dict[str, PredictionLike]] = [{} for _ in inputs]
         for field_name in self._triage:
             clf = self.classifiers.get(field_name)
@@ -198,7 +204,8 @@ class Router:
         return out
 
     def route_many(self, inputs: Sequence[EscalationInput], now: datetime) -> list[Decision]:
-        """Route a batch; learned models predict the whole batch at once."""
+        """Route a batch; learned models and the policy's similarity model see the whole
+        batch at once."""
         preds = self.predict_batch(inputs)
         return [self.route(inp, now, preds[i]) for i, inp in enumerate(inputs)]
 
@@ -527,7 +534,8 @@ class Router:
         if index is None:
             return False
         spec = self.policy.routing.similarity
-        m = index.nearest(inp.text)
+        text = inp.text
+        m = self._nearest[text] if text in self._nearest else index.nearest(text)
         if m is None:
             return False
         team = self._team_of(m.kind, m.key)

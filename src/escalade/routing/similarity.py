@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 import Stemmer
+from scipy import sparse
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -179,13 +180,30 @@ class SimilarityIndex:
         self._idf = {f: math.log((1 + n) / (1 + d)) + 1.0 for f, d in df.items()}
         self._unseen_idf = math.log(1 + n) + 1.0
         # one row per feature, one column per reference (each reference's blocks unit
-        # length): a ticket's scores are the rows of its features, weighted and added
+        # length): tickets' scores are one sparse product with their weighted features
         self._column: dict[str, int] = {f: j for j, f in enumerate(df)}
-        self._matrix = np.zeros((max(len(df), 1), max(n, 1)), dtype=np.float64)
+        self._idf_arr = np.array([self._idf[f] for f in df], dtype=np.float64)
+        self._is_char = np.array([f[0] == "c" for f in df], dtype=bool)
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
         for i, counts in enumerate(docs):
             for f, w in self._weigh(counts, self._idf).items():
-                self._matrix[self._column[f], i] = w
-        self._ref_key = [(r.kind, r.key) for r in self.references]
+                rows.append(self._column[f])
+                cols.append(i)
+                vals.append(w)
+        self._matrix = sparse.csr_matrix(
+            (vals, (rows, cols)), shape=(max(len(df), 1), max(n, 1)), dtype=np.float64
+        )
+        # references grouped by key, for the best reference of each key at once
+        order = sorted(range(n), key=lambda i: (self.references[i].kind, self.references[i].key))
+        self._order = np.array(order, dtype=np.intp)
+        keys = [(self.references[i].kind, self.references[i].key) for i in order]
+        self._starts = np.array(
+            [j for j in range(n) if j == 0 or keys[j] != keys[j - 1]], dtype=np.intp
+        )
+        self._word_cache: dict[str, tuple[tuple[int, ...], int, int]] = {}
+        self._dense_columns: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.references)
@@ -199,51 +217,145 @@ class SimilarityIndex:
         b = math.sqrt(1.0 - self._word_weight)
         return {f: v * (b / char_norm if f[0] == "c" else a / word_norm) for f, v in raw.items()}
 
-    def nearest(
-        self, text: str, kinds: Sequence[str] = ("category", "team")
-    ) -> SimilarityMatch | None:
+    def _word(self, w: str) -> tuple[tuple[int, ...], int, int]:
+        """A word's known feature columns, and how many of its word and character
+        features the references never use."""
+        hit = self._word_cache.get(w)
+        if hit is None:
+            feats = _word_features(w)
+            unseen = [f for f in feats if f not in self._column]
+            hit = (
+                tuple(self._column[f] for f in feats if f in self._column),
+                sum(1 for f in unseen if f[0] != "c"),
+                sum(1 for f in unseen if f[0] == "c"),
+            )
+            if len(self._word_cache) < 200_000:
+                self._word_cache[w] = hit
+        return hit
+
+    def _query(self, text: str) -> tuple[list[int], int, int, dict[int, str]]:
+        """A ticket's known feature columns (repeated as often as they occur), how many of
+        its word and character features no reference has, and the ticket word each
+        column comes from."""
+        from escalade.routing.phrases import negated, tokens
+
+        tok = tokens(text)
+        ws = ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
+        cols: list[int] = []
+        unseen_words = unseen_chars = 0
+        origin: dict[int, str] = {}
+        column = self._column
+        if self._thesaurus:
+            for c, w in self._thesaurus.concepts(ws):
+                j = column.get("s " + c)
+                if j is None:
+                    unseen_words += 1
+                else:
+                    cols.append(j)
+                    origin.setdefault(j, w)
+        toks = [w for w in ws if w and w not in STOP_WORDS]
+        for w in toks:
+            known, new_words, new_chars = self._word(w)
+            cols.extend(known)
+            unseen_words += new_words
+            unseen_chars += new_chars
+            for j in known:
+                origin.setdefault(j, w)
+        for i in range(len(toks) - 1):
+            f = f"b {stem(toks[i])} {stem(toks[i + 1])}"
+            j = column.get(f)
+            if j is None:
+                unseen_words += 1
+            else:
+                cols.append(j)
+                origin.setdefault(j, f"{toks[i]} {toks[i + 1]}")
+        return cols, unseen_words, unseen_chars, origin
+
+    def nearest(self, text: str) -> SimilarityMatch | None:
         """The key whose nearest reference is most similar to the text, with the runner-up
         (the best reference of another key); None when nothing is shared at all."""
-        feats = _features(text, self._thesaurus, drop_negated=True)
-        if not feats or not self.references:
+        return self.nearest_many([text])[0]
+
+    def nearest_many(self, texts: Sequence[str]) -> list[SimilarityMatch | None]:
+        """:meth:`nearest` for many texts at once (one sparse product for the batch)."""
+        if not texts or not self.references:
+            return [None] * len(texts)
+        queries = [self._query(t) for t in texts]
+        rows = np.repeat(np.arange(len(texts), dtype=np.intp), [len(q[0]) for q in queries])
+        cols = np.fromiter((j for q in queries for j in q[0]), dtype=np.intp, count=len(rows))
+        q = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)),
+            shape=(len(texts), self._matrix.shape[0]),
+            dtype=np.float64,
+        )
+        q.sum_duplicates()
+        q.data = (1.0 + np.log(q.data)) * self._idf_arr[q.indices]
+        # norms per block, the features no reference has included
+        char = self._is_char[q.indices]
+        sq = q.data * q.data
+        row_of = np.repeat(np.arange(len(texts)), np.diff(q.indptr))
+        char_sq: np.ndarray = np.bincount(row_of[char], weights=sq[char], minlength=len(texts))
+        word_sq: np.ndarray = np.bincount(row_of[~char], weights=sq[~char], minlength=len(texts))
+        # features no reference has count in the ticket's length (each occurrence once:
+        # a feature unseen by the policy rarely repeats within one ticket)
+        unseen2 = self._unseen_idf**2
+        word_sq = word_sq + unseen2 * np.array([qq[1] for qq in queries], dtype=np.float64)
+        char_sq = char_sq + unseen2 * np.array([qq[2] for qq in queries], dtype=np.float64)
+        a = math.sqrt(self._word_weight) / np.sqrt(np.where(word_sq > 0, word_sq, 1.0))
+        b = math.sqrt(1.0 - self._word_weight) / np.sqrt(np.where(char_sq > 0, char_sq, 1.0))
+        q.data *= np.where(char, b[row_of], a[row_of])
+        scores = np.asarray((q @ self._matrix).todense())
+        grouped = scores[:, self._order]
+        per_key = np.maximum.reduceat(grouped, self._starts, axis=1)
+        out: list[SimilarityMatch | None] = []
+        for i in range(len(texts)):
+            out.append(self._match(q, i, scores[i], per_key[i], queries[i][3]))
+        return out
+
+    def _match(
+        self,
+        q: sparse.csr_matrix,
+        i: int,
+        scores: np.ndarray,
+        per_key: np.ndarray,
+        origin: dict[int, str],
+    ) -> SimilarityMatch | None:
+        if not per_key.size or per_key.max() <= 0:
             return None
-        counts: dict[str, float] = {}
-        origin: dict[str, str] = {}
-        for f, w in feats:
-            counts[f] = counts.get(f, 0.0) + 1.0
-            origin.setdefault(f, w)
-        query = self._weigh(counts, self._idf)
-        known = [(self._column[f], qw, origin[f]) for f, qw in query.items() if f in self._column]
-        if not known:
-            return None
-        rows = np.fromiter((c for c, _, _ in known), dtype=np.intp, count=len(known))
-        weights = np.fromiter((qw for _, qw, _ in known), dtype=np.float64, count=len(known))
-        block = self._matrix[rows]
-        all_scores = weights @ block
-        scores = {int(i): float(all_scores[i]) for i in np.flatnonzero(all_scores > 0)}
-        best_by_key: dict[tuple[str, str], tuple[float, int]] = {}
-        for i, s in scores.items():
-            ref = self.references[i]
-            if ref.kind not in kinds:
-                continue
-            k = (ref.kind, ref.key)
-            if k not in best_by_key or s > best_by_key[k][0]:
-                best_by_key[k] = (s, i)
-        if not best_by_key:
-            return None
-        ranked = sorted(best_by_key.values(), key=lambda t: (-t[0], t[1]))
-        score, idx = ranked[0]
-        ref = self.references[idx]
-        runner = ranked[1] if len(ranked) > 1 else None
+        ranked = np.argsort(-per_key, kind="stable")
+        best = self._best_ref(scores, int(ranked[0]))
+        ref = self.references[best]
+        runner: int | None = None
+        if len(ranked) > 1 and per_key[ranked[1]] > 0:
+            runner = self._best_ref(scores, int(ranked[1]))
+        lo, hi = q.indptr[i], q.indptr[i + 1]
+        cols = q.indices[lo:hi]
+        contributions = q.data[lo:hi] * self._column_of(best)[cols]
         return SimilarityMatch(
             kind=ref.kind,
             key=ref.key,
-            score=score,
+            score=float(scores[best]),
             reference=ref,
-            top_words=_weighed_most(block[:, idx] * weights, [w for _, _, w in known]),
-            runner_up=self.references[runner[1]] if runner else None,
-            runner_up_score=runner[0] if runner else None,
+            top_words=_weighed_most(contributions, [origin[int(j)] for j in cols]),
+            runner_up=self.references[runner] if runner is not None else None,
+            runner_up_score=float(scores[runner]) if runner is not None else None,
         )
+
+    def _column_of(self, ref: int) -> np.ndarray:
+        """One reference's weights for every feature, dense (kept once made)."""
+        col = self._dense_columns.get(ref)
+        if col is None:
+            col = self._dense_columns[ref] = self._matrix[:, ref].toarray().ravel()
+        return col
+
+    def _best_ref(self, scores: np.ndarray, key_pos: int) -> int:
+        """The best reference (first in file order among equals) of the key at a position."""
+        lo = self._starts[key_pos]
+        hi = self._starts[key_pos + 1] if key_pos + 1 < len(self._starts) else len(self._order)
+        refs = self._order[lo:hi]
+        vals = scores[refs]
+        top = vals.max()
+        return int(min(r for r, v in zip(refs.tolist(), vals.tolist(), strict=True) if v == top))
 
 
 def _weighed_most(contributions: np.ndarray, origin: list[str], k: int = 4) -> tuple[str, ...]:

@@ -594,6 +594,25 @@ class TriageModel(Model):
     label_map: dict[str, Id] = Field(
         default_factory=dict, description="Model label → policy id, where they differ"
     )
+    min_backtest_accuracy: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Use the model only if it reaches this accuracy on the 'backtest' tickets",
+    )
+    backtest: str | None = Field(
+        None,
+        description="Labelled tickets (JSON Lines or CSV, relative to the policy file) the "
+        "model is measured on, e.g. made by 'escalade triage export --from-db --last 4w'",
+    )
+
+    @model_validator(mode="after")
+    def _backtest_named(self) -> TriageModel:
+        if self.min_backtest_accuracy is not None and not self.backtest:
+            raise ValueError(
+                "min_backtest_accuracy needs 'backtest': the labelled tickets to measure on"
+            )
+        return self
 
 
 class Similarity(Model):

@@ -624,7 +624,7 @@ class Similarity(Model):
         0.2, gt=0, le=1, description="Cosine similarity (0..1) a ticket needs to be routed"
     )
     margin: float = Field(
-        0.0,
+        0.05,
         ge=0,
         le=1,
         description="How far the best key must lead the runner-up of another team",

@@ -108,7 +108,8 @@ def negated(tok: Tokens, start: int) -> bool:
     return False
 
 
-def _spans(tok: Tokens, phrases: Sequence[str]) -> list[tuple[int, int]]:
+def spans(tok: Tokens, phrases: Sequence[str]) -> list[tuple[int, int]]:
+    """[start, end) word positions of every occurrence of the phrases (any word form)."""
     out: list[tuple[int, int]] = []
     for p in phrases:
         st = phrase_stems(p)
@@ -131,7 +132,7 @@ def keep_hit(
     if not starts:
         return True
     can_negate = negatable and bool(tok.words) and tokens(phrase).words[0] not in NEGATORS
-    excluded = _spans(tok, exclude) if exclude else []
+    excluded = spans(tok, exclude) if exclude else []
     for i in starts:
         if any(a <= i and i + len(st) <= b for a, b in excluded):
             continue

@@ -108,18 +108,10 @@ def _word_features(w: str) -> tuple[str, ...]:
     return ("w " + stem(w), *grams)
 
 
-def _features(
-    text: str, thesaurus: Thesaurus | None = None, *, drop_negated: bool = False
-) -> list[tuple[str, str]]:
-    """(feature, the ticket word it comes from) for every feature occurrence; a ticket's
-    negated words ("not a dispute", "no hurry") are left out when ``drop_negated``."""
+def _features(text: str, thesaurus: Thesaurus | None = None) -> list[tuple[str, str]]:
+    """(feature, the word it comes from) for every feature occurrence of a policy text."""
     out: list[tuple[str, str]] = []
     ws = words(text)
-    if drop_negated:
-        from escalade.routing.phrases import negated, tokens
-
-        tok = tokens(text)
-        ws = ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
     if thesaurus:
         out.extend(("s " + c, w) for c, w in thesaurus.concepts(ws))
     toks = [w for w in ws if w and w not in STOP_WORDS]
@@ -129,6 +121,11 @@ def _features(
     for i in range(len(stems) - 1):
         out.append((f"b {stems[i]} {stems[i + 1]}", f"{toks[i]} {toks[i + 1]}"))
     return out
+
+
+def _block(feature: str) -> int:
+    """0: words and word pairs, 1: character pieces, 2: thesaurus concepts."""
+    return 1 if feature[0] == "c" else 2 if feature[0] == "s" else 0
 
 
 @dataclass(frozen=True)
@@ -161,12 +158,17 @@ class SimilarityIndex:
         self,
         references: Iterable[Reference],
         *,
-        word_weight: float = 0.5,
+        weights: tuple[float, float, float] = (0.5, 0.5, 0.0),
         thesaurus: Thesaurus | None = None,
+        incidental: Sequence[str] = (),
     ):
         self.references: list[Reference] = [r for r in references if content_words(r.text)]
-        self._word_weight = word_weight
+        total = sum(weights) or 1.0
+        self._weights = tuple(w / total for w in weights)
         self._thesaurus = thesaurus
+        # contexts in which words are no evidence ("press save", "tennis court"): the
+        # ``exclude`` lists of the policy's matches
+        self._incidental = tuple(incidental)
         df: dict[str, int] = {}
         docs: list[dict[str, float]] = []
         for ref in self.references:
@@ -183,7 +185,7 @@ class SimilarityIndex:
         # length): tickets' scores are one sparse product with their weighted features
         self._column: dict[str, int] = {f: j for j, f in enumerate(df)}
         self._idf_arr = np.array([self._idf[f] for f in df], dtype=np.float64)
-        self._is_char = np.array([f[0] == "c" for f in df], dtype=bool)
+        self._block = np.array([_block(f) for f in df], dtype=np.intp)
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
@@ -211,11 +213,13 @@ class SimilarityIndex:
     def _weigh(self, counts: dict[str, float], idf: dict[str, float]) -> dict[str, float]:
         """Sublinear TF-IDF, each block (words, characters) scaled to its share of unit length."""
         raw = {f: (1.0 + math.log(c)) * idf.get(f, self._unseen_idf) for f, c in counts.items()}
-        word_norm = math.sqrt(sum(v * v for f, v in raw.items() if f[0] != "c")) or 1.0
-        char_norm = math.sqrt(sum(v * v for f, v in raw.items() if f[0] == "c")) or 1.0
-        a = math.sqrt(self._word_weight)
-        b = math.sqrt(1.0 - self._word_weight)
-        return {f: v * (b / char_norm if f[0] == "c" else a / word_norm) for f, v in raw.items()}
+        sq = [0.0, 0.0, 0.0]
+        for f, v in raw.items():
+            sq[_block(f)] += v * v
+        scale = [
+            math.sqrt(w) / (math.sqrt(q) or 1.0) for w, q in zip(self._weights, sq, strict=True)
+        ]
+        return {f: v * scale[_block(f)] for f, v in raw.items()}
 
     def _word(self, w: str) -> tuple[tuple[int, ...], int, int]:
         """A word's known feature columns, and how many of its word and character
@@ -233,23 +237,27 @@ class SimilarityIndex:
                 self._word_cache[w] = hit
         return hit
 
-    def _query(self, text: str) -> tuple[list[int], int, int, dict[int, str]]:
+    def _query(self, text: str) -> tuple[list[int], int, int, int, dict[int, str]]:
         """A ticket's known feature columns (repeated as often as they occur), how many of
-        its word and character features no reference has, and the ticket word each
-        column comes from."""
-        from escalade.routing.phrases import negated, tokens
+        its word, character and concept features no reference has, and the ticket word
+        each column comes from. Negated words and words in an excluded context ("press
+        save") are no evidence and are left out."""
+        from escalade.routing.phrases import negated, spans, tokens
 
         tok = tokens(text)
         ws = ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
+        if self._incidental:
+            for a, b in spans(tok, self._incidental):
+                ws[a:b] = [""] * (b - a)
         cols: list[int] = []
-        unseen_words = unseen_chars = 0
+        unseen_words = unseen_chars = unseen_concepts = 0
         origin: dict[int, str] = {}
         column = self._column
         if self._thesaurus:
             for c, w in self._thesaurus.concepts(ws):
                 j = column.get("s " + c)
                 if j is None:
-                    unseen_words += 1
+                    unseen_concepts += 1
                 else:
                     cols.append(j)
                     origin.setdefault(j, w)
@@ -269,7 +277,7 @@ class SimilarityIndex:
             else:
                 cols.append(j)
                 origin.setdefault(j, f"{toks[i]} {toks[i + 1]}")
-        return cols, unseen_words, unseen_chars, origin
+        return cols, unseen_words, unseen_chars, unseen_concepts, origin
 
     def nearest(self, text: str) -> SimilarityMatch | None:
         """The key whose nearest reference is most similar to the text, with the runner-up
@@ -291,25 +299,27 @@ class SimilarityIndex:
         q.sum_duplicates()
         q.data = (1.0 + np.log(q.data)) * self._idf_arr[q.indices]
         # norms per block, the features no reference has included
-        char = self._is_char[q.indices]
+        block = self._block[q.indices]
         sq = q.data * q.data
         row_of = np.repeat(np.arange(len(texts)), np.diff(q.indptr))
-        char_sq: np.ndarray = np.bincount(row_of[char], weights=sq[char], minlength=len(texts))
-        word_sq: np.ndarray = np.bincount(row_of[~char], weights=sq[~char], minlength=len(texts))
-        # features no reference has count in the ticket's length (each occurrence once:
-        # a feature unseen by the policy rarely repeats within one ticket)
         unseen2 = self._unseen_idf**2
-        word_sq = word_sq + unseen2 * np.array([qq[1] for qq in queries], dtype=np.float64)
-        char_sq = char_sq + unseen2 * np.array([qq[2] for qq in queries], dtype=np.float64)
-        a = math.sqrt(self._word_weight) / np.sqrt(np.where(word_sq > 0, word_sq, 1.0))
-        b = math.sqrt(1.0 - self._word_weight) / np.sqrt(np.where(char_sq > 0, char_sq, 1.0))
-        q.data *= np.where(char, b[row_of], a[row_of])
+        scale = np.zeros((3, len(texts)))
+        for b in range(3):
+            mine = block == b
+            # features no reference has count in the ticket's length (each occurrence
+            # once: a feature unseen by the policy rarely repeats within one ticket)
+            unseen = np.array([qq[1 + b] for qq in queries], dtype=np.float64)
+            total: np.ndarray = (
+                np.bincount(row_of[mine], weights=sq[mine], minlength=len(texts)) + unseen2 * unseen
+            )
+            scale[b] = math.sqrt(self._weights[b]) / np.sqrt(np.where(total > 0, total, 1.0))
+        q.data *= scale[block, row_of]
         scores = np.asarray((q @ self._matrix).todense())
         grouped = scores[:, self._order]
         per_key = np.maximum.reduceat(grouped, self._starts, axis=1)
         out: list[SimilarityMatch | None] = []
         for i in range(len(texts)):
-            out.append(self._match(q, i, scores[i], per_key[i], queries[i][3]))
+            out.append(self._match(q, i, scores[i], per_key[i], queries[i][4]))
         return out
 
     def _match(

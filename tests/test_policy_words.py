@@ -278,3 +278,35 @@ def test_negation_scope(text: str, where: int, is_negated: bool) -> None:
 def test_policy_check_accepts_the_new_keys() -> None:
     for path in POLICIES.glob("*.yaml"):
         load_policy(path)
+
+
+def test_one_phrase_gives_way_to_a_much_closer_example() -> None:
+    import yaml
+
+    text = """
+escalade: 1
+id: overrule
+teams: [{id: desk}, {id: specialists}, {id: engineering}]
+priorities: [{id: P1}]
+categories:
+  - id: technical
+    owner: specialists
+    match: {phrases: [error]}
+  - id: outage
+    owner: engineering
+    examples: ["The whole application is unreachable for everyone"]
+routing: {triage_queue: desk%s}
+"""
+    ticket = EscalationInput(subject="Every page errors out, the application is unreachable")
+    d = Router(Policy.model_validate(yaml.safe_load(text % ""))).route(ticket, WHEN)
+    assert d.team == "engineering" and d.category == "outage"
+    assert d.reasons[0].startswith(
+        "the text mentions 'error' of category 'technical', but its own words are closer"
+    )
+    assert d.reasons[1].startswith("category 'outage': close to category 'outage' example")
+    strict = text % ", similarity: {overrule_phrase: null}"
+    d = Router(Policy.model_validate(yaml.safe_load(strict))).route(ticket, WHEN)
+    assert (
+        d.team == "specialists"
+        and d.reasons[0] == "category 'technical': the text mentions 'error'"
+    )

@@ -629,6 +629,13 @@ class Similarity(Model):
         le=1,
         description="How far the best key must lead the runner-up of another team",
     )
+    overrule_phrase: float | None = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="A category chosen by one phrase alone gives way to another team's "
+        "category at least this similar (none: phrases always decide first)",
+    )
     use_phrases: bool = Field(True, description="Count match phrases among the references")
     use_names: bool = Field(True, description="Count category and team names too")
     thesaurus: bool = Field(

@@ -260,7 +260,7 @@ class Router:
             score = (len(hits), sum(len(h) for h in hits))
             if best is None or score > best[0]:
                 best = (score, cat, hits)
-        if best is not None:
+        if best is not None and not self._outweighs_phrase(inp, st, best[1], best[2]):
             st.category = best[1]
             words = ", ".join(f"'{h}'" for h in best[2][:4])
             st.reasons.append(f"category '{best[1].id}': the text mentions {words}")
@@ -526,6 +526,29 @@ class Router:
         if cat.owner:
             return cat.owner
         return self.policy.get_level(cat.level).team if cat.level else None
+
+    def _outweighs_phrase(
+        self, inp: EscalationInput, st: _State, cat: Category, hits: list[str]
+    ) -> bool:
+        """Whether the policy's own words overrule a category that one phrase alone chose:
+        the closest category is another team's and at least
+        ``routing.similarity.overrule_phrase`` close ("every page errors out, the whole
+        application is unreachable" is an outage, not the 'error' of a technical issue)."""
+        spec = self.policy.routing.similarity
+        if self._similarity is None or spec.overrule_phrase is None or len(hits) != 1:
+            return False
+        text = inp.text
+        m = self._nearest[text] if text in self._nearest else self._similarity.nearest(text)
+        if m is None or m.kind != "category" or m.score < spec.overrule_phrase:
+            return False
+        if self._team_of("category", m.key) == self._team_of("category", cat.id):
+            return False
+        st.reasons.append(
+            f"the text mentions '{hits[0]}' of category '{cat.id}', but its own words are "
+            f"closer to another team's category (similarity {m.score:.2f} at least "
+            f"{spec.overrule_phrase:.2f})"
+        )
+        return True
 
     def _similar(self, inp: EscalationInput, st: _State) -> bool:
         """Category (or team) from the policy's examples, descriptions, names and phrases;

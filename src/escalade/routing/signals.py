@@ -89,12 +89,60 @@ def _may_carry_sentiment(text: str) -> bool:
     return False
 
 
-@lru_cache(maxsize=65536)
-def sentiment(text: str) -> float:
-    """VADER compound score: -1 (very negative) .. 1 (very positive)."""
+# Hedges that say the customer is *not* upset or in a hurry. VADER reads "no hurry" and
+# "no rush" as negative (-0.3: "no" and "hurry"), and a hedge beside a complaint drags it
+# further down; a person reads them as calm, so they are taken out before scoring.
+CALM_PHRASES = (
+    "no hurry",
+    "no rush",
+    "not urgent",
+    "not in a hurry",
+    "no pressure",
+    "no worries",
+    "no stress",
+    "not a big deal",
+    "not a huge deal",
+    "no big deal",
+    "take your time",
+    "whenever you can",
+    "whenever you get a chance",
+    "when you get a chance",
+    "when you have time",
+    "low priority",
+    "not a complaint",
+    "not complaining",
+    "not angry",
+    "not upset",
+    "not annoyed",
+    "not frustrated",
+)
+
+
+def calm_phrases(text: str) -> list[str]:
+    """The hedges of CALM_PHRASES in the text ("no hurry", "not urgent at all", …)."""
+    return find_phrases(text, CALM_PHRASES)
+
+
+def vader(text: str) -> float:
+    """VADER's compound score of the text as it is (0.0 without calling VADER where no
+    word of it could carry a valence)."""
     if not text.strip() or not _may_carry_sentiment(text):
         return 0.0
     return float(_analyzer().polarity_scores(text)["compound"])
+
+
+@lru_cache(maxsize=65536)
+def sentiment(text: str) -> float:
+    """VADER compound score: -1 (very negative) .. 1 (very positive). A customer's hedges
+    ("no hurry", "not urgent at all", "not a big deal") only ever soften it: the score is
+    the higher of the text's and the text's without them."""
+    score = vader(text)
+    if score >= 0:
+        return score
+    hedges = calm_phrases(text)
+    if not hedges:
+        return score
+    return max(score, vader(_phrase_regex(tuple(hedges)).sub(" ", text)))
 
 
 @lru_cache(maxsize=256)

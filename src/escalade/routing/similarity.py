@@ -26,7 +26,6 @@ from functools import lru_cache
 
 import numpy as np
 import Stemmer
-from scipy import sparse
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -181,21 +180,29 @@ class SimilarityIndex:
         n = len(docs)
         self._idf = {f: math.log((1 + n) / (1 + d)) + 1.0 for f, d in df.items()}
         self._unseen_idf = math.log(1 + n) + 1.0
-        # one row per feature, one column per reference (each reference's blocks unit
-        # length): tickets' scores are one sparse product with their weighted features
+        # each feature's postings (the references that have it, with its weight there;
+        # each reference's blocks unit length), as flat arrays: a batch of tickets is
+        # scored by gathering its features' postings and adding them up per ticket
         self._column: dict[str, int] = {f: j for j, f in enumerate(df)}
         self._idf_arr = np.array([self._idf[f] for f in df], dtype=np.float64)
         self._block = np.array([_block(f) for f in df], dtype=np.intp)
-        rows: list[int] = []
-        cols: list[int] = []
+        feats: list[int] = []
+        refs: list[int] = []
         vals: list[float] = []
+        self._ref_weights: list[dict[int, float]] = []
         for i, counts in enumerate(docs):
-            for f, w in self._weigh(counts, self._idf).items():
-                rows.append(self._column[f])
-                cols.append(i)
+            weighted = {self._column[f]: w for f, w in self._weigh(counts, self._idf).items()}
+            self._ref_weights.append(weighted)
+            for j, w in weighted.items():
+                feats.append(j)
+                refs.append(i)
                 vals.append(w)
-        self._matrix = sparse.csr_matrix(
-            (vals, (rows, cols)), shape=(max(len(df), 1), max(n, 1)), dtype=np.float64
+        by_feature = np.argsort(np.array(feats, dtype=np.intp), kind="stable")
+        self._post_ref = np.array(refs, dtype=np.intp)[by_feature]
+        self._post_w = np.array(vals, dtype=np.float64)[by_feature]
+        self._post_ptr = np.zeros(len(df) + 1, dtype=np.intp)
+        np.cumsum(
+            np.bincount(np.array(feats, dtype=np.intp), minlength=len(df)), out=self._post_ptr[1:]
         )
         # references grouped by key, for the best reference of each key at once
         order = sorted(range(n), key=lambda i: (self.references[i].kind, self.references[i].key))
@@ -205,7 +212,6 @@ class SimilarityIndex:
             [j for j in range(n) if j == 0 or keys[j] != keys[j - 1]], dtype=np.intp
         )
         self._word_cache: dict[str, tuple[tuple[int, ...], int, int]] = {}
-        self._dense_columns: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.references)
@@ -285,47 +291,57 @@ class SimilarityIndex:
         return self.nearest_many([text])[0]
 
     def nearest_many(self, texts: Sequence[str]) -> list[SimilarityMatch | None]:
-        """:meth:`nearest` for many texts at once (one sparse product for the batch)."""
+        """:meth:`nearest` for many texts at once (array operations over the batch)."""
         if not texts or not self.references:
             return [None] * len(texts)
         queries = [self._query(t) for t in texts]
-        rows = np.repeat(np.arange(len(texts), dtype=np.intp), [len(q[0]) for q in queries])
+        n, n_refs, n_feats = len(texts), len(self.references), len(self._column)
+        lens = [len(q[0]) for q in queries]
+        rows = np.repeat(np.arange(n, dtype=np.intp), lens)
         cols = np.fromiter((j for q in queries for j in q[0]), dtype=np.intp, count=len(rows))
-        q = sparse.csr_matrix(
-            (np.ones(len(rows)), (rows, cols)),
-            shape=(len(texts), self._matrix.shape[0]),
-            dtype=np.float64,
-        )
-        q.sum_duplicates()
-        q.data = (1.0 + np.log(q.data)) * self._idf_arr[q.indices]
-        # norms per block, the features no reference has included
-        block = self._block[q.indices]
-        sq = q.data * q.data
-        row_of = np.repeat(np.arange(len(texts)), np.diff(q.indptr))
+        # each (ticket, feature) once, with how often it occurs: sorted by ticket
+        keys, counts = np.unique(rows * n_feats + cols, return_counts=True)
+        row_of, col_of = keys // max(n_feats, 1), keys % max(n_feats, 1)
+        data = (1.0 + np.log(counts)) * self._idf_arr[col_of]
+        block = self._block[col_of]
+        sq = data * data
         unseen2 = self._unseen_idf**2
-        scale = np.zeros((3, len(texts)))
+        scale = np.zeros((3, n))
         for b in range(3):
             mine = block == b
             # features no reference has count in the ticket's length (each occurrence
             # once: a feature unseen by the policy rarely repeats within one ticket)
             unseen = np.array([qq[1 + b] for qq in queries], dtype=np.float64)
             total: np.ndarray = (
-                np.bincount(row_of[mine], weights=sq[mine], minlength=len(texts)) + unseen2 * unseen
+                np.bincount(row_of[mine], weights=sq[mine], minlength=n) + unseen2 * unseen
             )
             scale[b] = math.sqrt(self._weights[b]) / np.sqrt(np.where(total > 0, total, 1.0))
-        q.data *= scale[block, row_of]
-        scores = np.asarray((q @ self._matrix).todense())
+        data = data * scale[block, row_of]
+        # gather every feature's postings and add them up per (ticket, reference)
+        starts = self._post_ptr[col_of]
+        lengths = self._post_ptr[col_of + 1] - starts
+        firsts = np.cumsum(lengths) - lengths
+        at = np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()), dtype=np.intp)
+        scores = np.bincount(
+            np.repeat(row_of, lengths) * n_refs + self._post_ref[at],
+            weights=self._post_w[at] * np.repeat(data, lengths),
+            minlength=n * n_refs,
+        ).reshape(n, n_refs)
+        bounds = np.searchsorted(row_of, np.arange(n + 1))
         grouped = scores[:, self._order]
         per_key = np.maximum.reduceat(grouped, self._starts, axis=1)
         out: list[SimilarityMatch | None] = []
         for i in range(len(texts)):
-            out.append(self._match(q, i, scores[i], per_key[i], queries[i][4]))
+            lo, hi = bounds[i], bounds[i + 1]
+            out.append(
+                self._match(col_of[lo:hi], data[lo:hi], scores[i], per_key[i], queries[i][4])
+            )
         return out
 
     def _match(
         self,
-        q: sparse.csr_matrix,
-        i: int,
+        cols: np.ndarray,
+        data: np.ndarray,
         scores: np.ndarray,
         per_key: np.ndarray,
         origin: dict[int, str],
@@ -338,25 +354,18 @@ class SimilarityIndex:
         runner: int | None = None
         if len(ranked) > 1 and per_key[ranked[1]] > 0:
             runner = self._best_ref(scores, int(ranked[1]))
-        lo, hi = q.indptr[i], q.indptr[i + 1]
-        cols = q.indices[lo:hi]
-        contributions = q.data[lo:hi] * self._column_of(best)[cols]
+        weights = self._ref_weights[best]
+        features = cols.tolist()
+        contributions = np.array([weights.get(j, 0.0) for j in features]) * data
         return SimilarityMatch(
             kind=ref.kind,
             key=ref.key,
             score=float(scores[best]),
             reference=ref,
-            top_words=_weighed_most(contributions, [origin[int(j)] for j in cols]),
+            top_words=_weighed_most(contributions, [origin[j] for j in features]),
             runner_up=self.references[runner] if runner is not None else None,
             runner_up_score=float(scores[runner]) if runner is not None else None,
         )
-
-    def _column_of(self, ref: int) -> np.ndarray:
-        """One reference's weights for every feature, dense (kept once made)."""
-        col = self._dense_columns.get(ref)
-        if col is None:
-            col = self._dense_columns[ref] = self._matrix[:, ref].toarray().ravel()
-        return col
 
     def _best_ref(self, scores: np.ndarray, key_pos: int) -> int:
         """The best reference (first in file order among equals) of the key at a position."""

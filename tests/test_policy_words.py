@@ -310,3 +310,15 @@ routing: {triage_queue: desk%s}
         d.team == "specialists"
         and d.reasons[0] == "category 'technical': the text mentions 'error'"
     )
+
+
+def test_a_hedged_ticket_is_not_an_angry_customer() -> None:
+    photo = _router("photo-support-triage")
+    text = "No hurry at all, no rush whatsoever"
+    from escalade.routing.signals import vader
+
+    assert vader(text) < -0.5  # VADER alone reads it as an unhappy customer
+    calm = _route(photo, text)
+    assert "dissatisfied" not in calm.tags and calm.priority != "P1"
+    angry = _route(photo, "This is terrible and I am furious, where do I change my email?")
+    assert "dissatisfied" in angry.tags and angry.priority == "P1"

@@ -348,12 +348,16 @@ class SimilarityIndex:
     ) -> SimilarityMatch | None:
         if not per_key.size or per_key.max() <= 0:
             return None
-        ranked = np.argsort(-per_key, kind="stable")
-        best = self._best_ref(scores, int(ranked[0]))
+        first = int(np.argmax(per_key))
+        best = self._best_ref(scores, first)
         ref = self.references[best]
         runner: int | None = None
-        if len(ranked) > 1 and per_key[ranked[1]] > 0:
-            runner = self._best_ref(scores, int(ranked[1]))
+        if len(per_key) > 1:
+            rest = per_key.copy()
+            rest[first] = -1.0
+            second = int(np.argmax(rest))
+            if rest[second] > 0:
+                runner = self._best_ref(scores, second)
         weights = self._ref_weights[best]
         features = cols.tolist()
         contributions = np.array([weights.get(j, 0.0) for j in features]) * data
@@ -371,10 +375,8 @@ class SimilarityIndex:
         """The best reference (first in file order among equals) of the key at a position."""
         lo = self._starts[key_pos]
         hi = self._starts[key_pos + 1] if key_pos + 1 < len(self._starts) else len(self._order)
-        refs = self._order[lo:hi]
-        vals = scores[refs]
-        top = vals.max()
-        return int(min(r for r, v in zip(refs.tolist(), vals.tolist(), strict=True) if v == top))
+        refs = self._order[lo:hi]  # in file order within the key (a stable sort)
+        return int(refs[int(np.argmax(scores[refs]))])
 
 
 def _weighed_most(contributions: np.ndarray, origin: list[str], k: int = 4) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ kinds of features, each weighted by how rare it is among the references (TF-IDF)
 
 - word features: the words' Snowball stems (so "punished" meets "punishment") and pairs of
   neighbouring stems, stop words left out;
-- character features: the 3- to 5-letter pieces of each word ("leadership" and "leaders"
+- character features: the 3- and 4-letter pieces of each word ("leadership" and "leaders"
   share "lead", "eade", "ader"), which also forgive a typo.
 
 A key (category or team) scores its nearest reference; the best key is taken when its
@@ -101,9 +101,9 @@ class Thesaurus:
 
 @lru_cache(maxsize=65536)
 def _word_features(w: str) -> tuple[str, ...]:
-    """A word's stem and its 3- to 5-letter pieces (the word padded with a space each side)."""
+    """A word's stem and its 3- and 4-letter pieces (the word padded with a space each side)."""
     padded = f" {w} "
-    grams = ["c " + padded[i : i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1)]
+    grams = ["c " + padded[i : i + n] for n in (3, 4) for i in range(len(padded) - n + 1)]
     return ("w " + stem(w), *grams)
 
 

@@ -7,7 +7,7 @@ The same fixed, stratified 80/20 split as ``bench_triage.py`` (seed 0). From the
 the ``examples:`` of a policy with one category per intent, owned by the intent's team
 (``teams.json``; intents without a team belong to the triage queue's team). The policy's
 similarity model (``routing.similarity``) routes the held-out 20 % through the real router
-(``route_many``). Reported per ``min_similarity``:
+(``route_many``). Reported per ``min_similarity`` and ``margin``:
 
 - intent: the category decided is the message's intent (every message; a ticket sent to
   the triage queue counts as a miss in ``accuracy_overall``, and is left out of
@@ -50,7 +50,12 @@ def _id(intent: str) -> str:
 
 
 def few_shot_policy(
-    texts: list[str], intents: list[str], to_team: dict[str, str], shots: int, threshold: float
+    texts: list[str],
+    intents: list[str],
+    to_team: dict[str, str],
+    shots: int,
+    threshold: float,
+    margin: float,
 ) -> Policy:
     examples: dict[str, list[str]] = {}
     for text, intent in zip(texts, intents, strict=True):
@@ -69,7 +74,11 @@ def few_shot_policy(
             "routing": {
                 "default_priority": "P3",
                 "triage_queue": "frontline",
-                "similarity": {"min_similarity": threshold, "use_names": False},
+                "similarity": {
+                    "min_similarity": threshold,
+                    "margin": margin,
+                    "use_names": False,
+                },
             },
         }
     )
@@ -138,7 +147,8 @@ def peer(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--shots", type=int, default=10)
-    ap.add_argument("--thresholds", default="0.05,0.1,0.15,0.2,0.3")
+    ap.add_argument("--thresholds", default="0.1,0.2,0.3")
+    ap.add_argument("--margins", default="0,0.05")
     args = ap.parse_args()
     if not (DATA / "train.csv").exists():
         sys.exit(f"BANKING77 not found at {DATA}: this benchmark needs ../shared/data/banking77")
@@ -159,12 +169,13 @@ def main() -> None:
         "by_min_similarity": {},
     }
     for threshold in (float(t) for t in args.thresholds.split(",")):
-        started = time.perf_counter()
-        router = Router(few_shot_policy(tr_x, tr_y, to_team, args.shots, threshold))
-        load = time.perf_counter() - started
-        result = measure(router, te_x, te_y, to_team)
-        result["policy_load_seconds"] = round(load, 3)
-        out["by_min_similarity"][f"{threshold:g}"] = result
+        for margin in (float(m) for m in args.margins.split(",")):
+            started = time.perf_counter()
+            router = Router(few_shot_policy(tr_x, tr_y, to_team, args.shots, threshold, margin))
+            load = time.perf_counter() - started
+            result = measure(router, te_x, te_y, to_team)
+            result["policy_load_seconds"] = round(load, 3)
+            out["by_min_similarity"][f"{threshold:g} margin {margin:g}"] = result
     out["peer_learned_model_same_shots"] = peer(tr_x, tr_y, te_x, te_y, to_team, args.shots)
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -322,3 +322,32 @@ def test_a_hedged_ticket_is_not_an_angry_customer() -> None:
     assert "dissatisfied" not in calm.tags and calm.priority != "P1"
     angry = _route(photo, "This is terrible and I am furious, where do I change my email?")
     assert "dissatisfied" in angry.tags and angry.priority == "P1"
+
+
+def test_priority_from_the_seeds_severity_examples() -> None:
+    photo = _router("photo-support-triage")
+    d = _route(photo, "I cannot get into my account at all, it is blocked")
+    assert d.priority == "P1"
+    assert any(
+        r.startswith("priority 'P1': close to priority 'P1' example 'Account access blocked'")
+        for r in d.reasons
+    )
+    market = _router("marketplace-matrix")
+    assert _route(market, "Notifications arrive hours late").priority == "P2"
+    assert _route(market, UNRELATED).priority is None  # nothing close: no priority invented
+    import yaml
+
+    text = """
+escalade: 1
+id: severity
+teams: [{id: desk}]
+priorities:
+  - {id: P1, examples: ["Account access blocked"]}
+  - {id: P3, examples: ["Enhancement suggestions"]}
+routing: {triage_queue: desk, default_priority: P3%s}
+"""
+    ticket = EscalationInput(subject="My account access is blocked")
+    on = Router(Policy.model_validate(yaml.safe_load(text % "")))
+    assert on.route(ticket, WHEN).priority == "P1"
+    off = Router(Policy.model_validate(yaml.safe_load(text % ", similarity: {priorities: false}")))
+    assert off.route(ticket, WHEN).priority == "P3"

@@ -636,6 +636,11 @@ class Similarity(Model):
         description="A category chosen by one phrase alone gives way to another team's "
         "category at least this similar (none: phrases always decide first)",
     )
+    priorities: bool = Field(
+        True,
+        description="Also set the priority from the priorities' examples and descriptions "
+        "where neither the category nor a phrase gives one",
+    )
     use_phrases: bool = Field(True, description="Count match phrases among the references")
     use_names: bool = Field(True, description="Count category and team names too")
     thesaurus: bool = Field(

@@ -111,6 +111,8 @@ class Router:
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
         self._similarity = policy_similarity(policy)
         self._nearest: dict[str, SimilarityMatch | None] = {}  # of the batch being routed
+        self._priority_similarity = priority_similarity(policy)
+        self._nearest_priority: dict[str, SimilarityMatch | None] = {}
         conditions = [r.when for r in policy.routing.rules] + [
             t.when for t in policy.triggers if t.when is not None
         ]
@@ -194,6 +196,11 @@ class Router:
         if self._similarity is not None:
             texts = list({inp.text: None for inp in inputs if inp.category is None})
             self._nearest = dict(zip(texts, self._similarity.nearest_many(texts), strict=True))
+        if self._priority_similarity is not None:
+            texts = list({inp.text: None for inp in inputs if inp.priority is None})
+            self._nearest_priority = dict(
+                zip(texts, self._priority_similarity.nearest_many(texts), strict=True)
+            )
         out: list[dict[str, PredictionLike]] = [{} for _ in inputs]
         for field_name in self._triage:
             clf = self.classifiers.get(field_name)
@@ -306,6 +313,8 @@ class Router:
             if len(candidates) > 1 and chosen is not candidates[0][0]:
                 why += f" (more urgent than the category's default '{candidates[0][0].id}')"
             st.reasons.append(why)
+            return
+        if self._similar_priority(inp, st):
             return
         label = self._guess("priority", inp, st, preds)
         if label is not None:
@@ -526,6 +535,43 @@ class Router:
         if cat.owner:
             return cat.owner
         return self.policy.get_level(cat.level).team if cat.level else None
+
+    def _similar_priority(self, inp: EscalationInput, st: _State) -> bool:
+        """Priority from the priorities' own examples and descriptions (the seed's severity
+        tables), where neither the category nor a phrase gave one."""
+        index = self._priority_similarity
+        if index is None:
+            return False
+        spec = self.policy.routing.similarity
+        text = inp.text
+        m = self._nearest_priority[text] if text in self._nearest_priority else index.nearest(text)
+        if m is None:
+            return False
+        lead = m.score - (m.runner_up_score or 0.0)
+        accepted = m.score >= spec.min_similarity and lead >= spec.margin
+        st.guesses.append(
+            TriageGuess.model_validate(
+                dict(
+                    field="priority",
+                    model="policy examples",
+                    label=m.key,
+                    probability=round(m.score, 4),
+                    runner_up=m.runner_up.key if m.runner_up else None,
+                    runner_up_probability=(
+                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
+                    ),
+                    top_words=list(m.top_words),
+                    accepted=accepted,
+                    reference=m.reference.text,
+                    reference_kind=m.reference.source,
+                )
+            )
+        )
+        if not accepted:
+            return False
+        st.priority = self.policy.get_priority(m.key)
+        st.reasons.append(_similar_reason(m))
+        return True
 
     def _outweighs_phrase(
         self, inp: EscalationInput, st: _State, cat: Category, hits: list[str]
@@ -810,22 +856,46 @@ def policy_references(policy: Policy) -> list[Reference]:
 BLOCK_WEIGHTS = (0.4, 0.4, 0.2)
 
 
-def policy_similarity(policy: Policy) -> SimilarityIndex | None:
-    """The policy's similarity model, or None when it is switched off or has no words."""
-    if not policy.routing.similarity.enabled:
+def priority_similarity(policy: Policy) -> SimilarityIndex | None:
+    """The priorities' similarity model (their examples and descriptions: the seed's
+    severity tables), or None when switched off or when no priority has examples."""
+    spec = policy.routing.similarity
+    if not spec.enabled or not spec.priorities:
         return None
+    refs = [
+        Reference("priority", x.id, "example", e) for x in policy.priorities for e in x.examples
+    ]
+    if not refs:
+        return None
+    refs += [
+        Reference("priority", x.id, "description", x.description)
+        for x in policy.priorities
+        if x.description
+    ]
+    index = SimilarityIndex(refs, thesaurus=_thesaurus(policy), weights=BLOCK_WEIGHTS)
+    return index if len(index) else None
+
+
+def _thesaurus(policy: Policy) -> Thesaurus:
     spec = policy.routing.similarity
     groups: dict[str, list[str]] = {}
     if spec.thesaurus:
         groups.update({k: list(v) for k, v in SUPPORT_SYNONYMS.items()})
     for i, group in enumerate(spec.synonyms):
         groups[f"policy-{i}"] = list(group)
+    return Thesaurus(groups)
+
+
+def policy_similarity(policy: Policy) -> SimilarityIndex | None:
+    """The policy's similarity model, or None when it is switched off or has no words."""
+    if not policy.routing.similarity.enabled:
+        return None
     matches = [c.match for c in policy.categories if c.match] + [
         x.match for x in policy.priorities if x.match
     ]
     index = SimilarityIndex(
         policy_references(policy),
-        thesaurus=Thesaurus(groups),
+        thesaurus=_thesaurus(policy),
         weights=BLOCK_WEIGHTS,
         incidental=sorted({e for m in matches for e in m.exclude}),
     )

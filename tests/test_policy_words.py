@@ -351,3 +351,19 @@ routing: {triage_queue: desk, default_priority: P3%s}
     assert on.route(ticket, WHEN).priority == "P1"
     off = Router(Policy.model_validate(yaml.safe_load(text % ", similarity: {priorities: false}")))
     assert off.route(ticket, WHEN).priority == "P3"
+
+
+@pytest.mark.parametrize(
+    ("text", "legal"),
+    [
+        ("I'm a lawyer looking for a freelance paralegal", False),
+        ("The photo of my lawyer's office will not upload", False),
+        ("We booked the tennis court for Friday", False),
+        ("My lawyer will contact you about this", True),
+        ("See you in court", True),
+    ],
+)
+def test_legal_language_in_its_sense(text: str, legal: bool) -> None:
+    d = _route(_router("photo-support-triage"), text)
+    assert d.signals is not None and d.signals.legal_language is legal
+    assert (d.category == "legal_request") is legal

@@ -297,12 +297,30 @@ class PhraseIndex:
         return found
 
 
+# Where a legal word is no threat: the customer says what they are, or names a thing.
+LEGAL_CONTEXTS_EXCLUDED = (
+    "i'm a lawyer",
+    "i am a lawyer",
+    "as a lawyer",
+    "i'm an attorney",
+    "i am an attorney",
+    "lawyer's office",
+    "law firm's",
+    "tennis court",
+    "basketball court",
+    "food court",
+    "court reporting",
+)
+
+
 def _meant(text: str, hits: list[str]) -> list[str]:
-    """Legal or threatening words that the text does not negate ("I am not going to sue")."""
+    """Legal or threatening words that the text does not negate ("I am not going to sue")
+    and that are not in a context that makes them no threat ("I'm a lawyer looking for a
+    paralegal", "the photo of my lawyer's office")."""
     if not hits:
         return hits
     tok = tokens(text)
-    return [h for h in hits if keep_hit(tok, h)]
+    return [h for h in hits if keep_hit(tok, h, exclude=LEGAL_CONTEXTS_EXCLUDED)]
 
 
 def read_signals(inp: EscalationInput, routing: Routing, *, with_sentiment: bool = True) -> Signals:

@@ -74,7 +74,7 @@ SUPPORT_SYNONYMS: dict[str, tuple[str, ...]] = {
     "privacy": (
         "gdpr", "ccpa", "privacy", "personal data", "personal information", "erase",
         "erased", "delete everything", "right to be forgotten", "data rules",
-        "data protection", "information you hold", "information you keep",
+        "data protection", "information you hold", "information you keep", "california",
         "data you hold", "permanently removed",
     ),
     "legal_demand": (
@@ -139,6 +139,21 @@ SUPPORT_SYNONYMS: dict[str, tuple[str, ...]] = {
         "api", "endpoint", "webhook", "callbacks", "rest interface", "integration", "server calls",
     ),
     "invite": ("invite", "invite code", "join code", "invitation"),
+    "multiple": (
+        "multiple", "several", "two", "three", "both", "more than one", "at the same time",
+        "at once",
+    ),
+    "empty": ("empty", "zero", "nobody", "no one", "no members", "no associated", "orphaned"),
+    "broken": (
+        "does nothing", "do nothing", "blank page", "blank screen", "refuses", "not working",
+        "stopped working", "no longer works", "will not", "won't", "doesn't work",
+    ),
+    "divorce": ("divorce", "custody", "separation", "ex-partner", "former partner", "my ex"),
+    "executive": ("ceo", "chief executive", "founder", "executive", "head of the company"),
+    "child": ("child", "children", "kid", "kids", "minor", "wellbeing", "child safety"),
+    "automation": ("bot", "bots", "automated", "script", "scripts", "machine speed"),
+    "commercial": ("commercial", "business", "company", "for profit", "selling", "resell"),
+    "escrow": ("escrow", "deposit", "milestone", "paid upfront", "funds held"),
     "breach": (
         "breach", "leak", "leaked", "leaking", "exposed", "public paste", "downloadable by anyone",
     ),

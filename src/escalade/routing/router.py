@@ -2,12 +2,16 @@
 
 The order is fixed and every step that decides something adds a sentence to ``reasons``:
 
-1. category: given → first rule that sets one → text match on categories → triage model →
-   default → none (a person triages);
+1. category: given → first rule that sets one → text match on categories (phrases in any
+   word form, in their sense, not negated; one phrase alone gives way to another team's
+   much closer example) → the policy's own words (similarity to categories' and teams'
+   examples, descriptions, names and phrases) → triage model → default → none (a person
+   triages);
 2. priority: given → most urgent of the category's default and priorities whose phrases
-   match → triage model → default;
+   match → the priorities' own examples → triage model → default;
 3. rules and triggers, in file order, set or raise team, level, priority and handling;
-4. team: rule → category owner (or its level's team) → triage model → triage queue;
+4. team: rule → category owner (or its level's team) → a team close by its own examples →
+   triage model → triage queue;
 5. amount bands of the category's authority action; level; missing required information.
 """
 

@@ -59,6 +59,8 @@ class Tokens:
     words: tuple[str, ...]
     stems: tuple[str, ...]
     breaks: tuple[bool, ...]  # punctuation or "but" right before word i
+    has_negation: bool = False  # any negation word at all (most texts have none)
+    stem_set: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=4096)
@@ -74,7 +76,14 @@ def tokens(text: str) -> Tokens:
         ws.append(w)
         breaks.append(pending or w in _CLAUSE_BREAK)
         pending = False
-    return Tokens(tuple(ws), tuple(stem(w) for w in ws), tuple(breaks))
+    stems = tuple(stem(w) for w in ws)
+    return Tokens(
+        tuple(ws),
+        stems,
+        tuple(breaks),
+        has_negation=not NEGATORS.isdisjoint(ws),
+        stem_set=frozenset(stems),
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -85,7 +94,7 @@ def phrase_stems(phrase: str) -> tuple[str, ...]:
 def occurrences(tok: Tokens, stems: tuple[str, ...]) -> list[int]:
     """Start positions of a stem sequence in the text."""
     n = len(stems)
-    if not n:
+    if not n or stems[0] not in tok.stem_set:
         return []
     first = stems[0]
     return [i for i, s in enumerate(tok.stems) if s == first and tok.stems[i : i + n] == stems]
@@ -93,6 +102,8 @@ def occurrences(tok: Tokens, stems: tuple[str, ...]) -> list[int]:
 
 def negated(tok: Tokens, start: int) -> bool:
     """Whether a negation governs the word at ``start`` (see the module docstring)."""
+    if not tok.has_negation:
+        return False
     j = start - 1
     steps = 0
     while j >= 0 and steps < 4:

@@ -251,7 +251,11 @@ class SimilarityIndex:
         from escalade.routing.phrases import negated, spans, tokens
 
         tok = tokens(text)
-        ws = ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
+        ws = (
+            ["" if negated(tok, i) else w for i, w in enumerate(tok.words)]
+            if tok.has_negation
+            else list(tok.words)
+        )
         if self._incidental:
             for a, b in spans(tok, self._incidental):
                 ws[a:b] = [""] * (b - a)

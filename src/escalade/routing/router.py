@@ -113,9 +113,10 @@ class Router:
         self._groupings: dict[tuple[str, tuple[str, ...]], _Grouping] = {}
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
-        self._similarity = policy_similarity(policy)
+        thesaurus = _thesaurus(policy)
+        self._similarity = policy_similarity(policy, thesaurus)
         self._nearest: dict[str, SimilarityMatch | None] = {}  # of the batch being routed
-        self._priority_similarity = priority_similarity(policy)
+        self._priority_similarity = priority_similarity(policy, thesaurus)
         self._nearest_priority: dict[str, SimilarityMatch | None] = {}
         conditions = [r.when for r in policy.routing.rules] + [
             t.when for t in policy.triggers if t.when is not None
@@ -860,7 +861,9 @@ def policy_references(policy: Policy) -> list[Reference]:
 BLOCK_WEIGHTS = (0.4, 0.4, 0.2)
 
 
-def priority_similarity(policy: Policy) -> SimilarityIndex | None:
+def priority_similarity(
+    policy: Policy, thesaurus: Thesaurus | None = None
+) -> SimilarityIndex | None:
     """The priorities' similarity model (their examples and descriptions: the seed's
     severity tables), or None when switched off or when no priority has examples."""
     spec = policy.routing.similarity
@@ -876,8 +879,21 @@ def priority_similarity(policy: Policy) -> SimilarityIndex | None:
         for x in policy.priorities
         if x.description
     ]
-    index = SimilarityIndex(refs, thesaurus=_thesaurus(policy), weights=BLOCK_WEIGHTS)
+    index = SimilarityIndex(
+        refs,
+        thesaurus=thesaurus or _thesaurus(policy),
+        weights=BLOCK_WEIGHTS,
+        incidental=_incidental(policy),
+    )
     return index if len(index) else None
+
+
+def _incidental(policy: Policy) -> list[str]:
+    """Contexts in which words are no evidence: every ``exclude`` of the policy's matches."""
+    matches = [c.match for c in policy.categories if c.match] + [
+        x.match for x in policy.priorities if x.match
+    ]
+    return sorted({e for m in matches for e in m.exclude})
 
 
 def _thesaurus(policy: Policy) -> Thesaurus:
@@ -890,18 +906,15 @@ def _thesaurus(policy: Policy) -> Thesaurus:
     return Thesaurus(groups)
 
 
-def policy_similarity(policy: Policy) -> SimilarityIndex | None:
+def policy_similarity(policy: Policy, thesaurus: Thesaurus | None = None) -> SimilarityIndex | None:
     """The policy's similarity model, or None when it is switched off or has no words."""
     if not policy.routing.similarity.enabled:
         return None
-    matches = [c.match for c in policy.categories if c.match] + [
-        x.match for x in policy.priorities if x.match
-    ]
     index = SimilarityIndex(
         policy_references(policy),
-        thesaurus=_thesaurus(policy),
+        thesaurus=thesaurus or _thesaurus(policy),
         weights=BLOCK_WEIGHTS,
-        incidental=sorted({e for m in matches for e in m.exclude}),
+        incidental=_incidental(policy),
     )
     return index if len(index) else None
 

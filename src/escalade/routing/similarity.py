@@ -83,11 +83,24 @@ class Thesaurus:
                 elif ws:
                     self._multi.setdefault(ws[0], []).append((tuple(ws), concept))
 
+        # the concepts of the last word lists seen: the categories' and the priorities'
+        # models of a policy share one thesaurus and ask about the same tickets
+        self._recent: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+
     def __bool__(self) -> bool:
         return bool(self._single or self._multi)
 
     def concepts(self, ws: Sequence[str]) -> list[tuple[str, str]]:
         """(concept, the words that stand for it) for each occurrence in the word list."""
+        key = tuple(ws)
+        hit = self._recent.get(key)
+        if hit is None:
+            if len(self._recent) >= 8192:
+                self._recent.clear()
+            hit = self._recent[key] = self._concepts(key)
+        return hit
+
+    def _concepts(self, ws: Sequence[str]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for i, w in enumerate(ws):
             concept = self._single.get(stem(w))

@@ -202,3 +202,26 @@ def test_policy_requires_a_minimum_backtest_accuracy(
     assert code == 0, stderr
     code, _, stderr = _run("route", "--policy", str(tmp_path / "strict.yaml"), "-")
     assert code == 1 and "under the policy's minimum" in stderr
+
+
+def test_database_options_need_the_database(filled: tuple[str, Path], tmp_path: Path) -> None:
+    url, folder = filled
+    history = tmp_path / "h.jsonl"
+    history.write_text('{"subject": "x", "team": "a"}\n')
+    code, _, stderr = _run(
+        "triage", "train", str(history), "--label", "team", "--out", str(tmp_path / "m"),
+        "--since", "2026-03-01",
+    )  # fmt: skip
+    assert code == 1 and "--since reads the database: add --from-db" in stderr
+    code, _, stderr = _run(
+        "triage", "evaluate", str(history), "--label", "team", "--last", "4w",
+        "--policy", str(folder / "policy.yaml"),
+    )  # fmt: skip
+    assert code == 1 and "--last reads the database: add --from-db" in stderr
+    code, _, stderr = _run("triage", "train", "--label", "team", "--out", str(tmp_path / "m"))
+    assert code == 1 and "give a history file or --from-db" in stderr
+    code, _, stderr = _run(
+        "triage", "train", "--from-db", "--db-url", url, "--label", "team", "--out",
+        str(tmp_path / "m"), "--since", "2026-31-01",
+    )  # fmt: skip
+    assert code == 1 and "--since '2026-31-01' is not a date" in stderr

@@ -143,6 +143,8 @@ def train_command(
     created_at = _parse_now(now)
     if (history is None) == (not from_db):
         _fail("give a history file or --from-db (not both)")
+    if since is not None and not from_db:
+        _fail("--since reads the database: add --from-db")
     try:
         if history is not None:
             examples = read_history(
@@ -234,6 +236,8 @@ def evaluate_command(
         _fail("give exactly one of --policy POLICY or --model MODEL")
     if (labelled is None) == (not from_db):
         _fail("give a labelled file or --from-db (not both)")
+    if last is not None and not from_db:
+        _fail("--last reads the database: add --from-db")
     with batch_gc():  # thousands of tickets and decisions: see escalade.batching
         try:
             if labelled is not None:

@@ -553,7 +553,9 @@ class Router:
         if m is None:
             return False
         lead = m.score - (m.runner_up_score or 0.0)
-        accepted = m.score >= spec.min_similarity and lead >= spec.margin
+        if m.score < spec.min_similarity or lead < spec.margin:
+            # no priority is usual (the default or none follows): not worth a line of its own
+            return False
         st.guesses.append(
             TriageGuess.model_validate(
                 dict(
@@ -566,14 +568,12 @@ class Router:
                         round(m.runner_up_score, 4) if m.runner_up_score is not None else None
                     ),
                     top_words=list(m.top_words),
-                    accepted=accepted,
+                    accepted=True,
                     reference=m.reference.text,
                     reference_kind=m.reference.source,
                 )
             )
         )
-        if not accepted:
-            return False
         st.priority = self.policy.get_priority(m.key)
         st.reasons.append(_similar_reason(m))
         return True

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -156,15 +156,25 @@ class Reference:
 
 @dataclass(frozen=True)
 class SimilarityMatch:
-    """The nearest key of the policy to a ticket, with what made it near."""
+    """The nearest key of the policy to a ticket, with what made it near. The words that
+    weighed most are worked out when first asked for (most matches are never shown)."""
 
     kind: str
     key: str
     score: float
     reference: Reference
-    top_words: tuple[str, ...]
     runner_up: Reference | None
     runner_up_score: float | None
+    weighed: Callable[[], tuple[str, ...]] = field(repr=False, compare=False)
+
+    @property
+    def top_words(self) -> tuple[str, ...]:
+        """The ticket's words that added most to the similarity (at most four)."""
+        cached: tuple[str, ...] | None = self.__dict__.get("_top_words")
+        if cached is None:
+            cached = self.weighed()
+            object.__setattr__(self, "_top_words", cached)
+        return cached
 
 
 class SimilarityIndex:
@@ -380,16 +390,20 @@ class SimilarityIndex:
             if rest[second] > 0:
                 runner = self._best_ref(scores, second)
         weights = self._ref_weights[best]
-        features = cols.tolist()
-        contributions = np.array([weights.get(j, 0.0) for j in features]) * data
+
+        def weighed() -> tuple[str, ...]:
+            features = cols.tolist()
+            contributions = np.array([weights.get(j, 0.0) for j in features]) * data
+            return _weighed_most(contributions, [origin[j] for j in features])
+
         return SimilarityMatch(
             kind=ref.kind,
             key=ref.key,
             score=float(scores[best]),
             reference=ref,
-            top_words=_weighed_most(contributions, [origin[j] for j in features]),
             runner_up=self.references[runner] if runner is not None else None,
             runner_up_score=float(scores[runner]) if runner is not None else None,
+            weighed=weighed,
         )
 
     def _best_ref(self, scores: np.ndarray, key_pos: int) -> int:

@@ -119,3 +119,15 @@ def test_explain_names_the_example_and_the_runner_up(tmp_path: Path) -> None:
         decision
     )
     assert decision["triage"][0]["reference"].startswith("My albums are gone")
+
+
+def test_explain_says_why_a_close_example_was_not_used(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "Where can I buy a nice birthday cake for my dog?"}))
+    household = str(
+        Path(__file__).parents[1] / "examples" / "policies" / "household-escalations.yaml"
+    )
+    r = run("route", "--policy", household, str(f), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "Triage:    a person must confirm this decision" in r.stdout
+    assert "not used (under its minimum similarity, or too close to the runner-up)" in r.stdout

@@ -47,7 +47,13 @@ def explain(decision: Decision) -> str:
                 else ""
             )
             words = ", ".join(f"'{w}'" for w in g.top_words) or "none"
-            verdict = "used" if g.accepted else "not used (under its threshold)"
+            verdict = (
+                "used"
+                if g.accepted
+                else "not used (under its minimum similarity, or too close to the runner-up)"
+                if g.reference is not None
+                else "not used (under its minimum confidence)"
+            )
             lines.append(
                 f"  - {g.model}: {g.field} '{g.label}'{source} {g.probability:.2f}{runner}; "
                 f"words that weighed most: {words}; {verdict}"

@@ -100,3 +100,34 @@ def test_invalid_policy_and_missing_file(tmp_path: Path) -> None:
     assert f"{bad}:2:" in r.stderr and "unknown level 'nowhere'" in r.stderr
     r = run("route", "--policy", POLICY, str(tmp_path / "absent.json"))
     assert r.exit_code == 1 and "cannot read" in r.stderr
+
+
+def test_explain_names_the_example_and_the_runner_up(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "All the photos in my album are gone"}))
+    photo = str(Path(__file__).parents[1] / "examples" / "policies" / "photo-support-triage.yaml")
+    r = run("route", "--policy", photo, str(f), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "1. category 'data_loss': close to category 'data_loss' example" in r.stdout
+    assert "Models:\n  - policy examples: category 'data_loss' example 'My albums are gone" in (
+        r.stdout
+    )
+    assert "; runner-up '" in r.stdout and "; used" in r.stdout
+    r = run("route", "--policy", photo, str(f))
+    decision = json.loads(r.stdout)
+    assert {"category", "team", "level", "priority", "handling", "missing", "reasons"} <= set(
+        decision
+    )
+    assert decision["triage"][0]["reference"].startswith("My albums are gone")
+
+
+def test_explain_says_why_a_close_example_was_not_used(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text(json.dumps({"subject": "Where can I buy a nice birthday cake for my dog?"}))
+    household = str(
+        Path(__file__).parents[1] / "examples" / "policies" / "household-escalations.yaml"
+    )
+    r = run("route", "--policy", household, str(f), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "Triage:    a person must confirm this decision" in r.stdout
+    assert "not used (under its minimum similarity, or too close to the runner-up)" in r.stdout

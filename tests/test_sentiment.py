@@ -13,6 +13,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalade.routing import signals
 from escalade.routing.signals import _analyzer, _may_carry_sentiment, sentiment
+from escalade.routing.signals import vader as signals_vader
 
 REFERENCE = SentimentIntensityAnalyzer()  # VADER itself, none of Escalade's shortcuts
 
@@ -42,7 +43,7 @@ def vader(text: str) -> float:
 @settings(max_examples=1000, deadline=None)
 @given(st.one_of(TEXT, NOISE, st.tuples(TEXT, NOISE).map(" ".join)))
 def test_the_shortcut_never_changes_a_score(text: str) -> None:
-    assert sentiment.__wrapped__(text) == vader(text)
+    assert signals_vader(text) == vader(text)
     if not _may_carry_sentiment(text):
         assert vader(text) == 0.0
 
@@ -51,7 +52,7 @@ def test_the_shortcut_never_changes_a_score(text: str) -> None:
 def test_emoji_alone_carry_sentiment(text: str) -> None:
     # no word of these is in VADER's lexicon: only the emoji's description scores
     assert _may_carry_sentiment(text)
-    assert sentiment.__wrapped__(text) == vader(text) != 0.0
+    assert signals_vader(text) == vader(text) != 0.0
 
 
 def test_texts_with_sentiment_are_still_scored() -> None:
@@ -85,3 +86,26 @@ def test_real_messages_score_as_vader_scores_them() -> None:
         texts = [r["text"] for r in csv.DictReader(f)][:3000]
     assert [sentiment.__wrapped__(t) for t in texts] == [vader(t) for t in texts]
     assert sum(not _may_carry_sentiment(t) for t in texts) > len(texts) // 3
+
+
+@pytest.mark.parametrize(
+    ("text", "at_least"),
+    [
+        ("No hurry, no rush at all", 0.0),
+        ("Not urgent at all, where do I change my email?", 0.0),
+    ],
+)
+def test_hedges_do_not_read_as_unhappy(text: str, at_least: float) -> None:
+    assert vader(text) < 0  # VADER alone reads "no hurry", "no rush" as negative
+    assert sentiment.__wrapped__(text) >= at_least
+
+
+def test_hedges_never_make_a_complaint_angrier() -> None:
+    text = "Not a big deal but the slideshow is broken"
+    assert sentiment.__wrapped__(text) == max(
+        vader(text), signals_vader(" but the slideshow is broken")
+    )
+    assert sentiment.__wrapped__(text) >= vader(text)
+    assert sentiment.__wrapped__("This is terrible, I am furious") == vader(
+        "This is terrible, I am furious"
+    )

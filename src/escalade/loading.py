@@ -62,7 +62,12 @@ def load_classifiers(policy: Policy, policy_dir: Path) -> dict[str, Predictor]:
         if not path.is_absolute():
             path = policy_dir / path
         try:
-            out[spec.field] = get_classifier(path)
+            clf = get_classifier(path)
+            if spec.min_backtest_accuracy is not None:
+                from escalade.triage.check import backtest
+
+                backtest(spec, clf, policy_dir)
+            out[spec.field] = clf
         except Exception as exc:  # any failure to load a model is the policy's problem
             raise ModelLoadError(f"{path}: triage model for '{spec.field}': {exc}") from exc
     return out

@@ -251,6 +251,10 @@ class Team(Model):
     schedule: Id | None = Field(None, description="On-call schedule paged for this team")
     manager: Id | None = Field(None, description="Person or role notified as this team's manager")
     description: str | None = None
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Tickets this team takes, in a customer's words (routing by similarity)",
+    )
 
     def leads(self) -> list[str]:
         return [m.person for m in self.members if m.role == "lead"]
@@ -402,10 +406,26 @@ class SlaPolicy(Model):
 
 
 class Match(Model):
-    """Text conditions: any phrase (case-insensitive, word-bounded) or any regex pattern."""
+    """Text conditions: any phrase (case-insensitive, word-bounded, in any word form) or
+    any regex pattern; phrases count only in the sense meant (``exclude``, ``require``)
+    and not where the text negates them ("not urgent")."""
 
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Contexts in which a phrase does not count, e.g. 'tennis court'",
+    )
+    require: list[str] = Field(
+        default_factory=list,
+        description="Words of which at least one must also be present for a phrase to count",
+    )
+    word_forms: bool = Field(
+        True, description="Match other forms of the phrase's words (punish → punishment)"
+    )
+    negatable: bool = Field(
+        True, description="A phrase the text negates ('not urgent', 'no hurry') does not count"
+    )
 
     @field_validator("patterns")
     @classmethod
@@ -533,7 +553,10 @@ class Category(Model):
         None, description="Authority action whose amount bands say who decides (e.g. disputes)"
     )
     match: Match | None = Field(None, description="Text that suggests this category")
-    examples: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Tickets of this category, in a customer's words (routing by similarity)",
+    )
     description: str | None = None
 
 
@@ -571,6 +594,62 @@ class TriageModel(Model):
     label_map: dict[str, Id] = Field(
         default_factory=dict, description="Model label → policy id, where they differ"
     )
+    min_backtest_accuracy: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Use the model only if it reaches this accuracy on the 'backtest' tickets",
+    )
+    backtest: str | None = Field(
+        None,
+        description="Labelled tickets (JSON Lines or CSV, relative to the policy file) the "
+        "model is measured on, e.g. made by 'escalade triage export --from-db --last 4w'",
+    )
+
+    @model_validator(mode="after")
+    def _backtest_named(self) -> TriageModel:
+        if self.min_backtest_accuracy is not None and not self.backtest:
+            raise ValueError(
+                "min_backtest_accuracy needs 'backtest': the labelled tickets to measure on"
+            )
+        return self
+
+
+class Similarity(Model):
+    """Routing from the policy's own words: categories' and teams' examples, descriptions,
+    names and phrases compared with the ticket (see ``escalade.routing.similarity``)."""
+
+    enabled: bool = Field(True, description="Route by similarity where no rule or phrase decides")
+    min_similarity: float = Field(
+        0.2, gt=0, le=1, description="Cosine similarity (0..1) a ticket needs to be routed"
+    )
+    margin: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="How far the best key must lead the runner-up of another team",
+    )
+    overrule_phrase: float | None = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="A category chosen by one phrase alone gives way to another team's "
+        "category at least this similar (none: phrases always decide first)",
+    )
+    priorities: bool = Field(
+        True,
+        description="Also set the priority from the priorities' examples and descriptions "
+        "where neither the category nor a phrase gives one",
+    )
+    use_phrases: bool = Field(True, description="Count match phrases among the references")
+    use_names: bool = Field(True, description="Count category and team names too")
+    thesaurus: bool = Field(
+        True, description="Use Escalade's support-desk thesaurus (words customers use alike)"
+    )
+    synonyms: list[list[str]] = Field(
+        default_factory=list,
+        description="The policy's own groups of words or phrases that mean the same",
+    )
 
 
 class Routing(Model):
@@ -586,6 +665,7 @@ class Routing(Model):
     )
     vip_tiers: list[str] = Field(default_factory=list)
     triage: list[TriageModel] = Field(default_factory=list)
+    similarity: Similarity = Field(default_factory=Similarity)
 
 
 # --------------------------------------------------------------------------- ladders

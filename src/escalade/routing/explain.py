@@ -37,4 +37,25 @@ def explain(decision: Decision) -> str:
         lines.extend(f"  - {name}" for name in d.missing)
     lines.append("Why:")
     lines.extend(f"  {i}. {reason}" for i, reason in enumerate(d.reasons, start=1))
+    if d.triage:
+        lines.append("Models:")
+        for g in d.triage:
+            source = f" {g.reference_kind} '{g.reference}'" if g.reference else ""
+            runner = (
+                f"; runner-up '{g.runner_up}' {g.runner_up_probability:.2f}"
+                if g.runner_up is not None and g.runner_up_probability is not None
+                else ""
+            )
+            words = ", ".join(f"'{w}'" for w in g.top_words) or "none"
+            verdict = (
+                "used"
+                if g.accepted
+                else "not used (under its minimum similarity, or too close to the runner-up)"
+                if g.reference is not None
+                else "not used (under its minimum confidence)"
+            )
+            lines.append(
+                f"  - {g.model}: {g.field} '{g.label}'{source} {g.probability:.2f}{runner}; "
+                f"words that weighed most: {words}; {verdict}"
+            )
     return "\n".join(lines)

@@ -139,6 +139,12 @@ class TriageGuess(BaseModel):
     runner_up_probability: float | None = None
     top_words: list[str] = Field(default_factory=list)
     accepted: bool
+    reference: str | None = Field(
+        None, description="For the policy's own words: the example or text it was closest to"
+    )
+    reference_kind: str | None = Field(
+        None, description="example, description, name or phrases (the policy's own words)"
+    )
 
 
 class Decision(BaseModel):

@@ -2,12 +2,16 @@
 
 The order is fixed and every step that decides something adds a sentence to ``reasons``:
 
-1. category: given → first rule that sets one → text match on categories → triage model →
-   default → none (a person triages);
+1. category: given → first rule that sets one → text match on categories (phrases in any
+   word form, in their sense, not negated; one phrase alone gives way to another team's
+   much closer example) → the policy's own words (similarity to categories' and teams'
+   examples, descriptions, names and phrases) → triage model → default → none (a person
+   triages);
 2. priority: given → most urgent of the category's default and priorities whose phrases
-   match → triage model → default;
+   match → the priorities' own examples → triage model → default;
 3. rules and triggers, in file order, set or raise team, level, priority and handling;
-4. team: rule → category owner (or its level's team) → triage model → triage queue;
+4. team: rule → category owner (or its level's team) → a team close by its own examples →
+   triage model → triage queue;
 5. amount bands of the category's authority action; level; missing required information.
 """
 
@@ -33,6 +37,8 @@ from escalade.policy.models import (
 )
 from escalade.routing.models import Decision, EscalationInput, Signals, TriageGuess
 from escalade.routing.signals import PhraseIndex, match_text, read_signals
+from escalade.routing.similarity import Reference, SimilarityIndex, SimilarityMatch, Thesaurus
+from escalade.routing.thesaurus import SUPPORT_SYNONYMS
 from escalade.sla.clocks import ClockName, sla_targets
 
 
@@ -84,6 +90,7 @@ class _State:
     needs_triage: bool = False
     authority: list[str] = field(default_factory=list)
     level_is_floor: bool = False
+    similar_team: str | None = None
 
     def add_handling(self, ids: Sequence[str]) -> None:
         for h in ids:
@@ -107,6 +114,11 @@ class Router:
         self._groupings: dict[tuple[str, tuple[str, ...]], _Grouping] = {}
         self._categories = PhraseIndex([(c.id, c.match) for c in policy.categories if c.match])
         self._priorities = PhraseIndex([(x.id, x.match) for x in policy.priorities if x.match])
+        thesaurus = _thesaurus(policy)
+        self._similarity = policy_similarity(policy, thesaurus)
+        self._nearest: dict[str, SimilarityMatch | None] = {}  # of the batch being routed
+        self._priority_similarity = priority_similarity(policy, thesaurus)
+        self._nearest_priority: dict[str, SimilarityMatch | None] = {}
         conditions = [r.when for r in policy.routing.rules] + [
             t.when for t in policy.triggers if t.when is not None
         ]
@@ -184,7 +196,17 @@ class Router:
         )
 
     def predict_batch(self, inputs: Sequence[EscalationInput]) -> list[dict[str, PredictionLike]]:
-        """Learned-model predictions for a batch at once (vectorised), per input."""
+        """Learned-model predictions for a batch at once (vectorised), per input. The
+        policy's similarity model also compares the whole batch at once: its answers are
+        kept for the ``route`` calls of this batch (until the next batch)."""
+        if self._similarity is not None:
+            texts = list({inp.text: None for inp in inputs if inp.category is None})
+            self._nearest = dict(zip(texts, self._similarity.nearest_many(texts), strict=True))
+        if self._priority_similarity is not None:
+            texts = list({inp.text: None for inp in inputs if inp.priority is None})
+            self._nearest_priority = dict(
+                zip(texts, self._priority_similarity.nearest_many(texts), strict=True)
+            )
         out: list[dict[str, PredictionLike]] = [{} for _ in inputs]
         for field_name in self._triage:
             clf = self.classifiers.get(field_name)
@@ -195,7 +217,8 @@ class Router:
         return out
 
     def route_many(self, inputs: Sequence[EscalationInput], now: datetime) -> list[Decision]:
-        """Route a batch; learned models predict the whole batch at once."""
+        """Route a batch; learned models and the policy's similarity model see the whole
+        batch at once."""
         preds = self.predict_batch(inputs)
         return [self.route(inp, now, preds[i]) for i, inp in enumerate(inputs)]
 
@@ -250,10 +273,12 @@ class Router:
             score = (len(hits), sum(len(h) for h in hits))
             if best is None or score > best[0]:
                 best = (score, cat, hits)
-        if best is not None:
+        if best is not None and not self._outweighs_phrase(inp, st, best[1], best[2]):
             st.category = best[1]
             words = ", ".join(f"'{h}'" for h in best[2][:4])
             st.reasons.append(f"category '{best[1].id}': the text mentions {words}")
+            return
+        if self._similar(inp, st):
             return
         label = self._guess("category", inp, st, preds)
         if label is not None:
@@ -294,6 +319,8 @@ class Router:
             if len(candidates) > 1 and chosen is not candidates[0][0]:
                 why += f" (more urgent than the category's default '{candidates[0][0].id}')"
             st.reasons.append(why)
+            return
+        if self._similar_priority(inp, st):
             return
         label = self._guess("priority", inp, st, preds)
         if label is not None:
@@ -389,6 +416,9 @@ class Router:
                     f"team '{level_team}'"
                 )
                 return
+        if st.similar_team is not None:
+            st.team = st.similar_team
+            return
         label = self._guess("team", inp, st, preds)
         if label is not None:
             st.team = label
@@ -501,6 +531,122 @@ class Router:
                 return format_duration(level.response_by_channel[channel])
             return format_duration(level.response) if level.response is not None else None
         return format_duration(response.target) if response is not None else None
+
+    # ------------------------------------------------------------------ the policy's own words
+
+    def _team_of(self, kind: str, key: str) -> str | None:
+        if kind == "team":
+            return key
+        cat = self.policy.get_category(key)
+        if cat.owner:
+            return cat.owner
+        return self.policy.get_level(cat.level).team if cat.level else None
+
+    def _similar_priority(self, inp: EscalationInput, st: _State) -> bool:
+        """Priority from the priorities' own examples and descriptions (the seed's severity
+        tables), where neither the category nor a phrase gave one."""
+        index = self._priority_similarity
+        if index is None:
+            return False
+        spec = self.policy.routing.similarity
+        text = inp.text
+        m = self._nearest_priority[text] if text in self._nearest_priority else index.nearest(text)
+        if m is None:
+            return False
+        lead = m.score - (m.runner_up_score or 0.0)
+        if m.score < spec.min_similarity or lead < spec.margin:
+            # no priority is usual (the default or none follows): not worth a line of its own
+            return False
+        st.guesses.append(
+            TriageGuess.model_validate(
+                dict(
+                    field="priority",
+                    model="policy examples",
+                    label=m.key,
+                    probability=round(m.score, 4),
+                    runner_up=m.runner_up.key if m.runner_up else None,
+                    runner_up_probability=(
+                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
+                    ),
+                    top_words=list(m.top_words),
+                    accepted=True,
+                    reference=m.reference.text,
+                    reference_kind=m.reference.source,
+                )
+            )
+        )
+        st.priority = self.policy.get_priority(m.key)
+        st.reasons.append(_similar_reason(m))
+        return True
+
+    def _outweighs_phrase(
+        self, inp: EscalationInput, st: _State, cat: Category, hits: list[str]
+    ) -> bool:
+        """Whether the policy's own words overrule a category that one phrase alone chose:
+        the closest category is another team's and at least
+        ``routing.similarity.overrule_phrase`` close ("every page errors out, the whole
+        application is unreachable" is an outage, not the 'error' of a technical issue)."""
+        spec = self.policy.routing.similarity
+        if self._similarity is None or spec.overrule_phrase is None or len(hits) != 1:
+            return False
+        text = inp.text
+        m = self._nearest[text] if text in self._nearest else self._similarity.nearest(text)
+        if m is None or m.kind != "category" or m.score < spec.overrule_phrase:
+            return False
+        if self._team_of("category", m.key) == self._team_of("category", cat.id):
+            return False
+        st.reasons.append(
+            f"the text mentions '{hits[0]}' of category '{cat.id}', but its own words are "
+            f"closer to another team's category (similarity {m.score:.2f} at least "
+            f"{spec.overrule_phrase:.2f})"
+        )
+        return True
+
+    def _similar(self, inp: EscalationInput, st: _State) -> bool:
+        """Category (or team) from the policy's examples, descriptions, names and phrases;
+        True when it decided. Says what it was close to, and the runner-up, either way."""
+        index = self._similarity
+        if index is None:
+            return False
+        spec = self.policy.routing.similarity
+        text = inp.text
+        m = self._nearest[text] if text in self._nearest else index.nearest(text)
+        if m is None:
+            return False
+        team = self._team_of(m.kind, m.key)
+        runner_team = (
+            self._team_of(m.runner_up.kind, m.runner_up.key) if m.runner_up is not None else None
+        )
+        lead = m.score - (m.runner_up_score or 0.0) if runner_team != team else 1.0
+        accepted = m.score >= spec.min_similarity and lead >= spec.margin
+        st.guesses.append(
+            TriageGuess.model_validate(
+                dict(
+                    field=m.kind,
+                    model="policy examples",
+                    label=m.key,
+                    probability=round(m.score, 4),
+                    runner_up=m.runner_up.key if m.runner_up else None,
+                    runner_up_probability=(
+                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
+                    ),
+                    top_words=list(m.top_words),
+                    accepted=accepted,
+                    reference=m.reference.text,
+                    reference_kind=m.reference.source,
+                )
+            )
+        )
+        if not accepted:
+            # not a decision: the decision's ``triage`` list (and ``route --explain``) shows
+            # what came closest, the reasons stay those of the steps that decided
+            return False
+        st.reasons.append(_similar_reason(m))
+        if m.kind == "category":
+            st.category = self.policy.get_category(m.key)
+        else:
+            st.similar_team = m.key
+        return m.kind == "category"
 
     # ------------------------------------------------------------------ learned triage
 
@@ -672,6 +818,106 @@ class Router:
         for key, want in c.fields.items():
             parts.append(f"{key} = {want}")
         return "; ".join(parts)
+
+
+def _similar_reason(m: SimilarityMatch) -> str:
+    words = ", ".join(f"'{w}'" for w in m.top_words) or "none"
+    text = f"{m.kind} '{m.key}': close to {m.kind} '{m.key}' {m.reference.source} "
+    text += f"'{m.reference.text}' (similarity {m.score:.2f}; words that weighed most: {words})"
+    if m.runner_up is not None and m.runner_up_score is not None:
+        text += (
+            f"; runner-up {m.runner_up.kind} '{m.runner_up.key}' {m.runner_up_score:.2f} "
+            f"({m.runner_up.source} '{m.runner_up.text}')"
+        )
+    return text
+
+
+def policy_references(policy: Policy) -> list[Reference]:
+    """The policy's own words for each category and team: examples, description, name and
+    match phrases. Categories that only a rule sets (no phrases, no examples) are left out:
+    their name describes the rule's condition, not a ticket."""
+    spec = policy.routing.similarity
+    by_rule = {r.then.category for r in policy.routing.rules if r.then.category}
+    refs: list[Reference] = []
+    for c in policy.categories:
+        phrases = c.match.phrases if c.match else []
+        if c.id in by_rule and not phrases and not c.examples:
+            continue
+        refs.extend(Reference("category", c.id, "example", e) for e in c.examples)
+        if c.description:
+            refs.append(Reference("category", c.id, "description", c.description))
+        if spec.use_names and c.name:
+            refs.append(Reference("category", c.id, "name", c.name))
+        if spec.use_phrases and phrases:
+            refs.append(Reference("category", c.id, "phrases", ", ".join(phrases)))
+    for t in policy.teams:
+        refs.extend(Reference("team", t.id, "example", e) for e in t.examples)
+        if t.description:
+            refs.append(Reference("team", t.id, "description", t.description))
+    return refs
+
+
+# shares of the similarity given to words (stems and pairs), character pieces and
+# thesaurus concepts; measured on the tune third of benchmarks/zero_history
+BLOCK_WEIGHTS = (0.4, 0.4, 0.2)
+
+
+def priority_similarity(
+    policy: Policy, thesaurus: Thesaurus | None = None
+) -> SimilarityIndex | None:
+    """The priorities' similarity model (their examples and descriptions: the seed's
+    severity tables), or None when switched off or when no priority has examples."""
+    spec = policy.routing.similarity
+    if not spec.enabled or not spec.priorities:
+        return None
+    refs = [
+        Reference("priority", x.id, "example", e) for x in policy.priorities for e in x.examples
+    ]
+    if not refs:
+        return None
+    refs += [
+        Reference("priority", x.id, "description", x.description)
+        for x in policy.priorities
+        if x.description
+    ]
+    index = SimilarityIndex(
+        refs,
+        thesaurus=thesaurus or _thesaurus(policy),
+        weights=BLOCK_WEIGHTS,
+        incidental=_incidental(policy),
+    )
+    return index if len(index) else None
+
+
+def _incidental(policy: Policy) -> list[str]:
+    """Contexts in which words are no evidence: every ``exclude`` of the policy's matches."""
+    matches = [c.match for c in policy.categories if c.match] + [
+        x.match for x in policy.priorities if x.match
+    ]
+    return sorted({e for m in matches for e in m.exclude})
+
+
+def _thesaurus(policy: Policy) -> Thesaurus:
+    spec = policy.routing.similarity
+    groups: dict[str, list[str]] = {}
+    if spec.thesaurus:
+        groups.update({k: list(v) for k, v in SUPPORT_SYNONYMS.items()})
+    for i, group in enumerate(spec.synonyms):
+        groups[f"policy-{i}"] = list(group)
+    return Thesaurus(groups)
+
+
+def policy_similarity(policy: Policy, thesaurus: Thesaurus | None = None) -> SimilarityIndex | None:
+    """The policy's similarity model, or None when it is switched off or has no words."""
+    if not policy.routing.similarity.enabled:
+        return None
+    index = SimilarityIndex(
+        policy_references(policy),
+        thesaurus=thesaurus or _thesaurus(policy),
+        weights=BLOCK_WEIGHTS,
+        incidental=_incidental(policy),
+    )
+    return index if len(index) else None
 
 
 @dataclass(frozen=True)

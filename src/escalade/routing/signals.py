@@ -11,6 +11,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalade.policy.models import Match, Routing
 from escalade.routing.models import EscalationInput, Signals
+from escalade.routing.phrases import StemIndex, keep_hit, phrase_stems, present, tokens
 
 LEGAL_PHRASES = (
     "lawyer",
@@ -24,7 +25,12 @@ LEGAL_PHRASES = (
     "legal action",
     "legal proceedings",
     "take you to court",
-    "court",
+    "in court",
+    "to court",
+    "court order",
+    "court case",
+    "court date",
+    "court hearing",
     "subpoena",
     "cease and desist",
     "class action",
@@ -83,12 +89,60 @@ def _may_carry_sentiment(text: str) -> bool:
     return False
 
 
-@lru_cache(maxsize=65536)
-def sentiment(text: str) -> float:
-    """VADER compound score: -1 (very negative) .. 1 (very positive)."""
+# Hedges that say the customer is *not* upset or in a hurry. VADER reads "no hurry" and
+# "no rush" as negative (-0.3: "no" and "hurry"), and a hedge beside a complaint drags it
+# further down; a person reads them as calm, so they are taken out before scoring.
+CALM_PHRASES = (
+    "no hurry",
+    "no rush",
+    "not urgent",
+    "not in a hurry",
+    "no pressure",
+    "no worries",
+    "no stress",
+    "not a big deal",
+    "not a huge deal",
+    "no big deal",
+    "take your time",
+    "whenever you can",
+    "whenever you get a chance",
+    "when you get a chance",
+    "when you have time",
+    "low priority",
+    "not a complaint",
+    "not complaining",
+    "not angry",
+    "not upset",
+    "not annoyed",
+    "not frustrated",
+)
+
+
+def calm_phrases(text: str) -> list[str]:
+    """The hedges of CALM_PHRASES in the text ("no hurry", "not urgent at all", …)."""
+    return find_phrases(text, CALM_PHRASES)
+
+
+def vader(text: str) -> float:
+    """VADER's compound score of the text as it is (0.0 without calling VADER where no
+    word of it could carry a valence)."""
     if not text.strip() or not _may_carry_sentiment(text):
         return 0.0
     return float(_analyzer().polarity_scores(text)["compound"])
+
+
+@lru_cache(maxsize=65536)
+def sentiment(text: str) -> float:
+    """VADER compound score: -1 (very negative) .. 1 (very positive). A customer's hedges
+    ("no hurry", "not urgent at all", "not a big deal") only ever soften it: the score is
+    the higher of the text's and the text's without them."""
+    score = vader(text)
+    if score >= 0:
+        return score
+    hedges = calm_phrases(text)
+    if not hedges:
+        return score
+    return max(score, vader(_phrase_regex(tuple(hedges)).sub(" ", text)))
 
 
 @lru_cache(maxsize=256)
@@ -129,9 +183,38 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+@lru_cache(maxsize=1024)
+def _stem_index(phrases: tuple[str, ...]) -> StemIndex:
+    return StemIndex(phrases)
+
+
+def _new_form(phrase: str, hits: list[str]) -> bool:
+    """Whether a phrase found by its word forms is not already among the hits (itself, or
+    another phrase of the same stems: "dispute" where "disputed" was found as written)."""
+    stems = phrase_stems(phrase)
+    return all(h != phrase and phrase_stems(h) != stems for h in hits)
+
+
+def in_sense(match: Match, text: str, hits: list[str]) -> list[str]:
+    """The phrase hits that count: the ``require``d context present, outside ``exclude``d
+    contexts, not negated (see ``escalade.routing.phrases``)."""
+    if not hits:
+        return hits
+    tok = tokens(text)
+    if match.require and not present(tok, match.require):
+        return []
+    return [h for h in hits if keep_hit(tok, h, exclude=match.exclude, negatable=match.negatable)]
+
+
 def match_text(match: Match, text: str) -> list[str]:
-    """What of ``match`` is in the text: phrases found and patterns that matched."""
+    """What of ``match`` is in the text: phrases found (in any word form, in the sense
+    meant, not negated) and patterns that matched."""
     hits = find_phrases(text, tuple(match.phrases))
+    if match.word_forms and match.phrases:
+        for p in _stem_index(tuple(match.phrases)).found(tokens(text)):
+            if _new_form(p.strip().lower(), hits):
+                hits.append(p.strip().lower())
+    hits = in_sense(match, text, hits)
     for pattern in match.patterns:
         m = _compiled(pattern).search(text)
         if m:
@@ -150,6 +233,11 @@ class PhraseIndex:
     def __init__(self, entries: list[tuple[str, Match]]):
         self._by_phrase: dict[str, list[str]] = {}
         self._patterns: list[tuple[str, str, re.Pattern[str]]] = []
+        self._matches = dict(entries)
+        self._forms = StemIndex(
+            sorted({p.strip().lower() for _, m in entries if m.word_forms for p in m.phrases})
+        )
+        self._no_forms = {k for k, m in entries if not m.word_forms}
         for key, match in entries:
             for phrase in match.phrases:
                 words = phrase.strip().lower()
@@ -190,18 +278,57 @@ class PhraseIndex:
                     seen.add(phrase)
                     for key in keys:
                         found.setdefault(key, []).append(phrase)
+        if self._by_phrase:
+            tok = tokens(text)
+            for phrase in self._forms.found(tok):
+                for key in self._by_phrase.get(phrase, ()):
+                    hits = found.setdefault(key, [])
+                    if key not in self._no_forms and _new_form(phrase, hits):
+                        hits.append(phrase)
+            for key in list(found):
+                kept = in_sense(self._matches[key], text, found[key])
+                if kept:
+                    found[key] = kept
+                else:
+                    del found[key]
         for key, pattern, compiled in self._patterns:
             if compiled.search(text):
                 found.setdefault(key, []).append(f"/{pattern}/")
         return found
 
 
+# Where a legal word is no threat: the customer says what they are, or names a thing.
+LEGAL_CONTEXTS_EXCLUDED = (
+    "i'm a lawyer",
+    "i am a lawyer",
+    "as a lawyer",
+    "i'm an attorney",
+    "i am an attorney",
+    "lawyer's office",
+    "law firm's",
+    "tennis court",
+    "basketball court",
+    "food court",
+    "court reporting",
+)
+
+
+def _meant(text: str, hits: list[str]) -> list[str]:
+    """Legal or threatening words that the text does not negate ("I am not going to sue")
+    and that are not in a context that makes them no threat ("I'm a lawyer looking for a
+    paralegal", "the photo of my lawyer's office")."""
+    if not hits:
+        return hits
+    tok = tokens(text)
+    return [h for h in hits if keep_hit(tok, h, exclude=LEGAL_CONTEXTS_EXCLUDED)]
+
+
 def read_signals(inp: EscalationInput, routing: Routing, *, with_sentiment: bool = True) -> Signals:
     """Signals of an escalation; the sentiment score only when asked (it is the costly one)."""
     text = inp.text
     score = sentiment(text) if with_sentiment else None
-    legal = find_phrases(text, LEGAL_PHRASES)
-    threats = find_phrases(text, THREAT_PHRASES)
+    legal = _meant(text, find_phrases(text, LEGAL_PHRASES))
+    threats = _meant(text, find_phrases(text, THREAT_PHRASES))
     tier = (inp.customer.tier or "").lower()
     vip = bool(tier and tier in {t.lower() for t in routing.vip_tiers}) or (
         routing.vip_monthly_value is not None

@@ -9,8 +9,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from escalade.policy.models import Policy
-from escalade.triage.model import TriageModelError, get_classifier
+from escalade.policy.models import Policy, TriageModel
+from escalade.triage.model import TriageClassifier, TriageModelError, get_classifier
+
+
+class BacktestFailed(Exception):
+    """A model under the policy's minimum backtest accuracy (or whose backtest cannot run)."""
+
+
+def backtest(spec: TriageModel, clf: TriageClassifier, policy_dir: Path) -> tuple[float, int]:
+    """(accuracy, tickets) of the model on the policy's ``backtest`` tickets, its labels
+    mapped with ``label_map`` and under ``min_confidence`` counted as sent to a person
+    (accuracy is over the tickets it decided, as ``triage evaluate`` reports it). Raises
+    BacktestFailed when the accuracy is under ``min_backtest_accuracy``."""
+    from escalade.triage.data import HistoryError, read_history
+    from escalade.triage.evaluate import report
+
+    assert spec.backtest is not None and spec.min_backtest_accuracy is not None
+    path = model_path(spec.backtest, policy_dir)
+    try:
+        examples = read_history(path, spec.field)
+    except HistoryError as exc:
+        raise BacktestFailed(f"backtest tickets cannot be read: {exc}") from None
+    preds = clf.predict_many([e.input for e in examples])
+    predicted = [
+        spec.label_map.get(p.label, p.label) if p.probability >= spec.min_confidence else None
+        for p in preds
+    ]
+    rep = report([e.label for e in examples], predicted, [e.input.text for e in examples])
+    accuracy = float(rep["accuracy"])
+    if accuracy < spec.min_backtest_accuracy:
+        raise BacktestFailed(
+            f"model '{spec.model}' reaches {accuracy * 100:.1f} % {spec.field} accuracy on the "
+            f"{len(examples)} backtest tickets in {spec.backtest}, under the policy's minimum "
+            f"{spec.min_backtest_accuracy * 100:.1f} %: it is not used (retrain it, e.g. "
+            "escalade triage train --from-db)"
+        )
+    return accuracy, len(examples)
 
 
 def model_path(spec_model: str, policy_dir: Path) -> Path:
@@ -40,6 +75,11 @@ def check_triage(policy: Policy, policy_dir: Path) -> list[tuple[tuple[str | int
             )
             problems.append(((*base, "model"), f"triage model cannot be used: {exc}{hint}"))
             continue
+        if spec.min_backtest_accuracy is not None:
+            try:
+                backtest(spec, clf, policy_dir)
+            except BacktestFailed as exc:
+                problems.append(((*base, "min_backtest_accuracy"), str(exc)))
         for label in spec.label_map:
             if label not in clf.labels:
                 problems.append(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from escalade.cli.access import audit_app, keys_app, users_app
 from escalade.cli.db import db_app
 from escalade.cli.route import route_command
 from escalade.cli.serve import serve_command
@@ -33,6 +34,9 @@ app.command("serve")(serve_command)
 app.command("simulate")(simulate_command)
 app.add_typer(db_app, name="db")
 app.command("worker")(worker)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 @policy_app.command("check")

@@ -535,6 +535,14 @@ class Category(Model):
     match: Match | None = Field(None, description="Text that suggests this category")
     examples: list[str] = Field(default_factory=list)
     description: str | None = None
+    confidential: bool = Field(
+        False,
+        description="Seen only by the teams handling it and the roles or teams in visible_to",
+    )
+    visible_to: list[Id] = Field(
+        default_factory=list,
+        description="Roles or teams that may see its escalations (implies confidential)",
+    )
 
 
 # --------------------------------------------------------------------------- rules

@@ -394,6 +394,8 @@ def _check_references(ctx: _Ctx) -> None:
     for i, h in enumerate(p.handling):
         r.need(("handling", i, "approver"), h.approver, ["roles", "people"])
         r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])
+    for i, c in enumerate(p.categories):
+        r.need_all(("categories", i, "visible_to"), c.visible_to, ["roles", "teams"])
 
 
 def _level_team(p: Policy, level_id: str) -> str | None:

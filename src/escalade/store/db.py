@@ -33,11 +33,14 @@ from escalade.store.repositories import (
     SqlActionLedger,
     SqlActivityRepository,
     SqlAlertKeyRepository,
+    SqlApiKeyRepository,
+    SqlAuditRepository,
     SqlEscalationRepository,
     SqlOutboxRepository,
     SqlPolicyRepository,
     SqlTimelineRepository,
     SqlTimerRepository,
+    SqlUserRepository,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +69,9 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.activity = SqlActivityRepository(connection)
         self.alert_keys = SqlAlertKeyRepository(connection)
         self.actions = SqlActionLedger(connection)
+        self.users = SqlUserRepository(connection)
+        self.api_keys = SqlApiKeyRepository(connection)
+        self.audit = SqlAuditRepository(connection)
 
     def commit(self) -> None:
         self.connection.commit()

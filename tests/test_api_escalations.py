@@ -15,6 +15,7 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.db import SqlStore
+from tests.keys import bearer, issue_key
 
 POLICY = """
 id: api-test
@@ -48,7 +49,8 @@ def client(tmp_path: Path) -> TestClient:
     service = EscalationService(store, clock)
     service.apply_policy(policy)
     app = create_app(Settings(), policy, None, clock, service=service)
-    return TestClient(app)
+    client = TestClient(app, headers=bearer(issue_key(store, "read", "write", "intake")))
+    return client
 
 
 def test_create_read_act_and_timeline(client: TestClient) -> None:
@@ -88,13 +90,15 @@ def test_refusals_have_reasons(client: TestClient) -> None:
     client.post("/v1/escalations", json={"ref": "T-2", "subject": "question"})
     r = client.post("/v1/escalations/T-2/actions", json={"action": "close", "by": "lena"})
     assert r.status_code == 409
-    assert r.json()["detail"] == "cannot close an escalation that is open: resolve it first"
+    assert r.json()["detail"][0]["msg"] == (
+        "cannot close an escalation that is open: resolve it first"
+    )
     r = client.post("/v1/escalations/NOPE/actions", json={"action": "acknowledge", "by": "x"})
-    assert r.status_code == 404 and "NOPE" in r.json()["detail"]
+    assert r.status_code == 404 and "NOPE" in r.json()["detail"][0]["msg"]
     r = client.post("/v1/escalations/T-2/actions", json={"action": "dance", "by": "x"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "action"
     r = client.post("/v1/escalations", json={"ref": "T-2", "subject": "again"})
-    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+    assert r.status_code == 409 and "already exists" in r.json()["detail"][0]["msg"]
     r = client.post("/v1/escalations", json={"subject": "x", "priority": "P9"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "priority"
     assert client.get("/v1/escalations/NOPE").status_code == 404
@@ -130,7 +134,7 @@ def test_activity_threshold_creates_an_escalation(client: TestClient) -> None:
 
 def test_escalade_names_are_reserved(client: TestClient) -> None:
     r = client.post("/v1/escalations", json={"ref": "ESC-2", "subject": "x"})
-    assert r.status_code == 409 and "given by Escalade" in r.json()["detail"]
+    assert r.status_code == 409 and "given by Escalade" in r.json()["detail"][0]["msg"]
     first = client.post("/v1/escalations", json={"subject": "question one"}).json()
     second = client.post("/v1/escalations", json={"subject": "question two"}).json()
     assert (first["ref"], second["ref"]) == ("ESC-1", "ESC-2")

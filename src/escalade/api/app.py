@@ -1,4 +1,7 @@
-"""The FastAPI application: ``create_app(settings)`` builds it; nothing runs at import."""
+"""The FastAPI application: ``create_app(settings)`` builds it; nothing runs at import.
+
+Every endpoint but ``/healthz`` needs authentication (``escalade.api.security``); errors
+have one JSON shape, ``{"detail": [{"loc", "field", "msg", "type", …}]}``."""
 
 from __future__ import annotations
 
@@ -9,12 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from escalade import __version__
+from escalade.api.access import access_router
+from escalade.api.errors import PROTECTED, ApiError
 from escalade.api.escalations import escalation_router
+from escalade.api.metrics import Metrics, metrics_router
+from escalade.api.policies import policy_router
+from escalade.api.security import Gate
+from escalade.auth.config import AuthSettings
+from escalade.auth.scopes import Principal, Scope
 from escalade.clock import Clock, SystemClock
 from escalade.engine.runner import Engine
 from escalade.escalation.service import EscalationService
@@ -23,6 +35,7 @@ from escalade.routing.loading import router_for
 from escalade.routing.models import Decision, EscalationInput
 from escalade.routing.router import Router, RoutingInputError
 from escalade.settings import Settings
+from escalade.store import Store
 
 
 @dataclass
@@ -55,9 +68,12 @@ def create_app(
     *,
     service: EscalationService | None = None,
     engine: Engine | None = None,
+    store: Store | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """The API. With a ``service`` it stores escalations; with an ``engine`` it also runs
-    the engine in a thread for as long as it serves (the single-machine default)."""
+    the engine in a thread for as long as it serves (the single-machine default). Keys,
+    people and the audit log live in ``store`` (by default the service's)."""
     state = AppState(
         settings=settings,
         policy=policy,
@@ -67,6 +83,23 @@ def create_app(
         else router_for(policy, policy_path),
         clock=clock or SystemClock(),
     )
+    auth = auth or AuthSettings.from_env()
+    if store is None:
+        if service is None:
+            raise ValueError("create_app needs a store (for keys and the audit log)")
+        store = service.store
+
+    def active_policy() -> Policy:
+        if service is not None and service.active is not None:
+            return service.active.policy
+        return state.policy
+
+    def active_router() -> Router:
+        if service is not None and service.active is not None:
+            return service.active.router
+        return state.router
+
+    gate = Gate(store=store, clock=state.clock, policy=active_policy, settings=auth)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -87,12 +120,53 @@ def create_app(
     app = FastAPI(
         title="Escalade",
         version=__version__,
-        description="Support escalation and on-call: the escalation process as code.",
+        description=(
+            "Support escalation and on-call: the escalation process as code. Authenticate "
+            "with `Authorization: Bearer KEY` (see `escalade keys create`)."
+        ),
         lifespan=lifespan,
     )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=auth.session_secret,
+        session_cookie="escalade_session",
+        max_age=auth.session_max_age,
+        same_site="lax",
+        https_only=auth.session_https_only,
+    )
     if service is not None:
-        app.include_router(escalation_router(service, engine.wake if engine else None))
+        app.include_router(escalation_router(service, gate, engine.wake if engine else None))
+    app.include_router(policy_router(gate, service, active_policy))
+    app.include_router(access_router(gate, active_policy))
+    metrics = Metrics(store)
+    metrics.install(app)
+    app.include_router(metrics_router(gate, metrics))
+    if auth.oidc is not None:
+        from escalade.api.oidc import oidc_router  # Authlib: only when single sign-on is on
+
+        app.include_router(oidc_router(gate, auth.oidc, active_policy))
     app.state.escalade = state
+    app.state.gate = gate
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status, content={"detail": exc.items}, headers=exc.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        items = (
+            detail
+            if isinstance(detail, list)
+            else [{"loc": [], "field": "", "msg": str(detail), "type": f"http_{exc.status_code}"}]
+        )
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": items},
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -100,22 +174,21 @@ def create_app(
 
     @app.exception_handler(RoutingInputError)
     async def _unknown(_: Request, exc: RoutingInputError) -> JSONResponse:
-        detail = [{"loc": ["body", exc.field], "field": exc.field, "msg": exc.message}]
+        detail = [
+            {"loc": ["body", exc.field], "field": exc.field, "msg": exc.message, "type": "value"}
+        ]
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """Liveness: the process is up and holds a valid policy."""
-        return {"status": "ok", "version": __version__, "policy": state.policy.id}
+        return {"status": "ok", "version": __version__, "policy": active_policy().id}
 
-    @app.get("/v1/policy", tags=["policy"])
-    def get_policy() -> dict[str, Any]:
-        """The active policy."""
-        return state.policy.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-    @app.post("/v1/route", tags=["routing"], response_model=Decision)
-    def post_route(escalation: EscalationInput) -> Decision:
+    @app.post("/v1/route", tags=["routing"], response_model=Decision, responses=PROTECTED)
+    def post_route(
+        escalation: EscalationInput, who: Principal = Depends(gate.require(Scope.read))
+    ) -> Decision:
         """A routing decision, with its reasons, for a posted escalation (not stored)."""
-        return state.router.route(escalation, state.clock.now())
+        return active_router().route(escalation, state.clock.now())
 
     return app

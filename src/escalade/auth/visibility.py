@@ -6,7 +6,9 @@ added) is of kind ``confidential`` or lists ``visible_to``. A confidential escal
 seen only by the teams handling it (its current team and the team it was first routed
 to) and by the roles and teams its rules name in ``visible_to`` (``admin`` there lets
 Escalade admins see it; nobody else sees it by rank alone). A key limited to teams sees
-only those teams' escalations, confidential or not.
+only the escalations currently with those teams, confidential or not. Lists filter in the
+database by category and current team, then check each row as a read does, so a list
+never shows what a read would hide.
 
 A hidden escalation answers 404 exactly as a missing one does, so that its existence does
 not leak.
@@ -71,9 +73,7 @@ def hidden_categories(policy: Policy, who: Principal) -> set[str]:
     """The confidential categories ``who`` may not see by role (their own teams' ones they
     still see: the caller filters on team too)."""
     return {
-        cat
-        for cat, visible in confidential_categories(policy).items()
-        if not _named(who, visible)
+        cat for cat, visible in confidential_categories(policy).items() if not _named(who, visible)
     }
 
 
@@ -97,9 +97,9 @@ def may_see(
 ) -> bool:
     """Whether ``who`` may see this escalation. ``policies``: the version it is pinned to
     and the active one; confidential in either is confidential."""
-    teams = escalation_teams(team, snapshot)
-    if who.limited_to is not None and not (teams & who.limited_to):
+    if who.limited_to is not None and team not in who.limited_to:
         return False
+    teams = escalation_teams(team, snapshot)
     decision = snapshot.get("decision") or {}
     handling = decision.get("handling") or []
     for policy in policies:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.auth.audit import verify
@@ -23,7 +24,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import Policy, load_policy
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.keys import bearer, issue_key
 
 POLICY = Path(__file__).parents[2] / "examples" / "policies" / "marketplace-matrix.yaml"
 COLUMNS = ["tier1", "tier2", "trust_safety", "billing", "tier3", "tier4"]

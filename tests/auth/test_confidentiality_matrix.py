@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.auth.config import AuthSettings
@@ -17,7 +18,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.keys import bearer, issue_key
 
 POLICY = """
 id: confidential-test

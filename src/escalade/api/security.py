@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -33,6 +34,7 @@ from escalade.store import Store
 log = logging.getLogger("escalade.api")
 
 TOUCH_EVERY = timedelta(minutes=1)
+FLOOD_AUDIT_EVERY = timedelta(minutes=1)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 
@@ -51,6 +53,9 @@ class Gate:
     policy: Callable[[], Policy]
     settings: AuthSettings
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    # when a refusal for too many requests was last audited, per limiter and key: a flood
+    # writes one audit entry a minute, not one per request
+    _flood_audited: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -88,17 +93,20 @@ class Gate:
         return ApiError(status, msg, kind, loc=loc, headers=headers, **extra)
 
     def limit(self, request: Request, limiter: str, key: str, who: Principal | None) -> None:
-        wait = self.limiters[limiter].check(key, self.clock.now())
-        if wait is not None:
-            seconds = max(1, int(wait + 0.999))
-            raise self.refuse(
-                request,
-                429,
-                f"too many requests; try again in {seconds} s",
-                "rate_limited",
-                who,
-                headers={"Retry-After": str(seconds)},
-            )
+        now = self.clock.now()
+        wait = self.limiters[limiter].check(key, now)
+        if wait is None:
+            return
+        seconds = max(1, math.ceil(wait))
+        msg = f"too many requests; try again in {seconds} s"
+        headers = {"Retry-After": str(seconds)}
+        last = self._flood_audited.get((limiter, key))
+        if last is not None and now - last < FLOOD_AUDIT_EVERY:
+            raise ApiError(429, msg, "rate_limited", headers=headers)
+        if len(self._flood_audited) > 10_000:
+            self._flood_audited.clear()
+        self._flood_audited[limiter, key] = now
+        raise self.refuse(request, 429, msg, "rate_limited", who, headers=headers)
 
     # ------------------------------------------------------------------ who is it
 

@@ -50,4 +50,6 @@ def serve_command(
         f"(database {store.describe()}{', engine in-process' if engine else ''})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from escalade.logredact import serve_log_config  # no personal data or secrets in logs
+
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=serve_log_config())

@@ -61,10 +61,19 @@ def _problems(exc: PolicyInvalid) -> list[dict[str, Any]]:
     ]
 
 
+def _trim(value: Any) -> Any:
+    """Without the values left at their empty defaults (None, [], {}), as a person wrote it."""
+    if isinstance(value, dict):
+        kept = {k: _trim(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_trim(v) for v in value]
+    return value
+
+
 def _as_yaml(content: str) -> list[str]:
-    return yaml.safe_dump(json.loads(content), sort_keys=False, allow_unicode=True).splitlines(
-        keepends=True
-    )
+    text = yaml.safe_dump(_trim(json.loads(content)), sort_keys=False, allow_unicode=True)
+    return text.splitlines(keepends=True)
 
 
 def policy_router(

@@ -156,6 +156,14 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that is not JSON at all (e.g. not UTF-8)
+            item = {
+                "loc": ["body"],
+                "field": "body",
+                "msg": f"the body cannot be read as JSON: {exc.detail}",
+                "type": "json_invalid",
+            }
+            return JSONResponse(status_code=422, content={"detail": [item]})
         detail = exc.detail
         items = (
             detail

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.clock import VirtualClock
 from escalade.policy import load_policy
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.keys import bearer, issue_key
 
 POLICY = Path(__file__).parent / "fixtures" / "small-policy.yaml"
 

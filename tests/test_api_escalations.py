@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.clock import VirtualClock
@@ -15,7 +16,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.db import SqlStore
-from tests.keys import bearer, issue_key
 
 POLICY = """
 id: api-test

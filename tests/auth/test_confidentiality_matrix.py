@@ -47,7 +47,10 @@ categories:
     confidential: true
     visible_to: [general_counsel]
     match: {phrases: [lawyer]}
-  - {id: security_report, owner: security, handling: [security-eyes-only], match: {phrases: [vulnerability]}}
+  - id: security_report
+    owner: security
+    handling: [security-eyes-only]
+    match: {phrases: [vulnerability]}
   - {id: fraud_report, owner: fraud, handling: [fraud-quiet], match: {phrases: [scam]}}
 routing:
   default_priority: P2

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.test_api_escalations import POLICY
 
 from escalade.logredact import RedactPersonalData, redact
-from tests.test_api_escalations import POLICY
 
 ESCALADE = [sys.executable, "-m", "escalade.cli.main"]
 EMAIL, PHONE = "ana.customer@example.com", "+44 20 7946 0958"

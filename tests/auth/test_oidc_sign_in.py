@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.test_api_escalations import POLICY
 
 from escalade.api.app import create_app
 from escalade.auth.config import AuthSettings
@@ -26,7 +27,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.test_api_escalations import POLICY
 
 
 def _free_port() -> int:

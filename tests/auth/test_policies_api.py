@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
+from tests.test_api_escalations import POLICY
 
 from escalade.api.app import create_app
 from escalade.clock import VirtualClock
@@ -13,8 +15,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.keys import bearer, issue_key
-from tests.test_api_escalations import POLICY
 
 NEW = POLICY.replace("{id: P2, response: 4h}", "{id: P2, response: 2h}")
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
+from tests.test_api_escalations import POLICY
 
 from escalade.api.app import create_app
 from escalade.auth.config import AuthSettings
@@ -16,8 +18,6 @@ from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
 from escalade.store.memory import MemoryStore
-from tests.keys import bearer, issue_key
-from tests.test_api_escalations import POLICY
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 

@@ -122,3 +122,78 @@ def test_the_database_refuses_to_change_the_audit_log(sql_store: Store) -> None:
             sql_store.engine.begin() as conn,  # type: ignore[attr-defined]
         ):
             conn.execute(text(sql))
+
+
+def test_find_filters_for_access(store: Store, policy_version_id: int) -> None:
+    """The filters lists use: a cursor, teams, priority, and confidential categories hidden
+    unless the escalation is with one of the caller's teams."""
+    rows = [
+        ("frontline", "general", "P2"),
+        ("legal", "legal_threat", "P1"),
+        ("frontline", "legal_threat", "P1"),
+        ("security", None, "P2"),
+    ]
+    with store.unit_of_work() as uow:
+        ids = [
+            uow.escalations.add(
+                policy_version_id=policy_version_id,
+                snapshot={},
+                at=T0,
+                team=team,
+                category=category,
+                priority=priority,
+            ).id
+            for team, category, priority in rows
+        ]
+        uow.commit()
+    with store.unit_of_work() as uow:
+        find = uow.escalations.find
+        assert [e.id for e in find()] == ids[::-1]
+        assert [e.id for e in find(before_id=ids[2])] == [ids[1], ids[0]]
+        assert [e.id for e in find(teams=["legal", "security"])] == [ids[3], ids[1]]
+        assert [e.id for e in find(teams=[])] == []
+        assert [e.id for e in find(priority="P1")] == [ids[2], ids[1]]
+        hidden = find(hidden_categories=["legal_threat"])
+        assert [e.id for e in hidden] == [ids[3], ids[0]]
+        mine = find(hidden_categories=["legal_threat"], unless_teams=["legal"])
+        assert [e.id for e in mine] == [ids[3], ids[1], ids[0]]
+
+
+@pytest.mark.postgres
+def test_concurrent_audit_writers_never_fork_the_chain(pg_base_url: str) -> None:
+    """Eight writers append at once on PostgreSQL: the head row lock makes them take turns,
+    so every entry follows the one before it."""
+    import threading
+
+    from tests.conftest import _pg_schema_url
+
+    from escalade.store.db import SqlStore
+
+    for url in _pg_schema_url(pg_base_url):
+        db = SqlStore(url)
+        db.upgrade()
+        errors: list[BaseException] = []
+
+        def write(n: int) -> None:
+            try:
+                for i in range(25):
+                    with db.unit_of_work() as uow:
+                        uow.audit.append(_entry(n * 100 + i))
+                        uow.commit()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        try:
+            assert errors == []
+            with db.unit_of_work() as uow:
+                entries = uow.audit.entries(limit=1000)
+                head = uow.audit.head()
+            assert len(entries) == 200 and [e.id for e in entries] == list(range(1, 201))
+            assert verify(entries, head) == []
+        finally:
+            db.dispose()

@@ -19,6 +19,10 @@ TABLES = {
     "activity",
     "alert_keys",
     "actions_done",
+    "users",
+    "api_keys",
+    "audit_log",
+    "audit_head",
 }
 
 

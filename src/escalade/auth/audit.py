@@ -7,6 +7,7 @@ every problem (``escalade audit verify``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -84,15 +85,22 @@ def refusal(
 
 
 def verify(store: Store) -> tuple[int, list[ChainProblem]]:
-    """How many entries the log holds, and every problem with it."""
-    rows: list[AuditRow] = []
+    """How many entries the log holds, and every problem with it. Reads the log a page at
+    a time in one read-only transaction (a consistent snapshot), so memory stays flat."""
+    count = 0
     with store.unit_of_work(readonly=True) as uow:
-        after = 0
-        while True:
-            page = uow.audit.entries(after_id=after, limit=PAGE)
-            rows.extend(page)
-            if len(page) < PAGE:
-                break
-            after = page[-1].id
+
+        def pages() -> Iterator[AuditRow]:
+            nonlocal count
+            after = 0
+            while True:
+                page = uow.audit.entries(after_id=after, limit=PAGE)
+                count += len(page)
+                yield from page
+                if len(page) < PAGE:
+                    return
+                after = page[-1].id
+
         head = uow.audit.head()
-    return len(rows), verify_chain(rows, head)
+        problems = verify_chain(pages(), head)
+    return count, problems

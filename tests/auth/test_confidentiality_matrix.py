@@ -17,7 +17,8 @@ from escalade.clock import VirtualClock
 from escalade.escalation.service import EscalationService
 from escalade.policy import policy_from_text
 from escalade.settings import Settings
-from escalade.store.memory import MemoryStore
+from escalade.store import Store
+from escalade.store.db import SqlStore
 
 POLICY = """
 id: confidential-test
@@ -97,8 +98,14 @@ USERS = {
 
 
 @pytest.fixture(scope="module")
-def clients() -> dict[str, tuple[TestClient, dict[str, str]]]:
-    store = MemoryStore()
+def clients(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[TestClient, dict[str, str]]]:
+    # a real SQLite database: a hidden escalation's refusal is audited after the unit of
+    # work that found it, never inside it (SQLite has one writer)
+    store = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('conf') / 'db.sqlite'}")
+    store.upgrade()
+    STORES["store"] = store
     clock = VirtualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
     service = EscalationService(store, clock)
     service.apply_policy(policy_from_text(POLICY, "confidential.yaml"))
@@ -141,6 +148,7 @@ def clients() -> dict[str, tuple[TestClient, dict[str, str]]]:
 
 
 CELLS = [(who, kind) for who in SEES for kind in KINDS]
+STORES: dict[str, Store] = {}
 
 
 def test_the_matrix_covers_every_principal() -> None:
@@ -217,3 +225,18 @@ def test_a_creator_who_may_not_see_it_learns_only_the_ref(
     r = client.post("/v1/escalations", json={"subject": "lawyer letter"}, headers=headers)
     assert r.status_code == 201
     assert set(r.json()) == {"ref", "confidential"}
+
+
+def test_hidden_attempts_are_audited(
+    clients: dict[str, tuple[TestClient, dict[str, str]]],
+) -> None:
+    client, headers = clients["read-write key"]
+    assert client.get("/v1/escalations/LEGAL", headers=headers).status_code == 404
+    with STORES["store"].unit_of_work() as uow:
+        last = uow.audit.entries(limit=100_000)[-1]
+    assert (last.actor, last.target, last.outcome) == (
+        "key:test-read-write-all",
+        "escalation:LEGAL",
+        "refused",
+    )
+    assert "hidden" in (last.detail or "")

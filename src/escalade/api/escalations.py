@@ -85,6 +85,10 @@ class ActivityBody(BaseModel):
     count: int = Field(1, ge=1, le=1_000_000)
 
 
+class _Hidden(ApiError):
+    """A confidential escalation the caller may not see: answered as a missing one."""
+
+
 def _iso(t: Any) -> str | None:
     return t.isoformat().replace("+00:00", "Z") if t is not None else None
 
@@ -166,10 +170,26 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
             return escalation_view(esc) if _sees(uow, who, esc) else hidden_view(esc)
 
     def _visible(uow: UnitOfWork, who: Principal, ref: str) -> EscalationRow:
+        """The escalation, or 404 if it is missing or hidden from ``who`` (the same
+        answer; ``_Hidden`` lets the caller record the hidden case once its unit of work
+        is over)."""
         esc = uow.escalations.get_by_ref(ref)
-        if esc is None or not _sees(uow, who, esc):
+        if esc is None:
             raise ApiError(404, f"no escalation '{ref}'", "not_found", loc=["path", "ref"])
+        if not _sees(uow, who, esc):
+            raise _Hidden(404, f"no escalation '{ref}'", "not_found", loc=["path", "ref"])
         return esc
+
+    def _record_hidden(request: Request, who: Principal, ref: str) -> None:
+        audit.refusal(
+            service.store,
+            at=service.clock.now(),
+            who=who,
+            action=f"{request.method} {request.url.path}",
+            target=f"escalation:{ref}",
+            address=address(request),
+            detail="404 hidden: confidential, not visible to the caller",
+        )
 
     def _actor(who: Principal, by: str | None) -> str:
         """On the timeline: a key names the person it acts for; a person is themselves."""
@@ -261,11 +281,15 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
         return out
 
     @api.get("/escalations/{ref}", responses=NOT_FOUND)
-    def read(ref: str, who: Principal = reader) -> dict[str, Any]:
+    def read(ref: str, request: Request, who: Principal = reader) -> dict[str, Any]:
         """An escalation with its complete timeline."""
-        with service.store.unit_of_work(readonly=True) as uow:
-            esc = _visible(uow, who, ref)
-            entries = uow.timeline.for_escalation(esc.id)
+        try:
+            with service.store.unit_of_work(readonly=True) as uow:
+                esc = _visible(uow, who, ref)
+                entries = uow.timeline.for_escalation(esc.id)
+        except _Hidden:
+            _record_hidden(request, who, ref)
+            raise
         return {**escalation_view(esc), "timeline": [timeline_view(t) for t in entries]}
 
     @api.post("/escalations/{ref}/actions", responses={**NOT_FOUND, **CONFLICT})
@@ -297,6 +321,9 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                     after=_audit_state(esc),
                 )
                 uow.commit()
+        except _Hidden:
+            _record_hidden(request, who, ref)
+            raise
         except NotFound as exc:
             raise ApiError(404, str(exc), "not_found", loc=["path", "ref"]) from None
         except ActionRefused as exc:
@@ -354,29 +381,33 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
             **({"note": body.note} if body.note else {}),
             "policy_version": active.version_id,
         }
-        with service.store.unit_of_work() as uow:
-            esc = _visible(uow, who, ref)
-            uow.timeline.append(
-                esc.id,
-                at=now,
-                actor=who.actor if who.kind == "key" else who.name,
-                kind=f"authority.{outcome}",
-                reason=verdict.reason,
-                data=data,
-            )
-            audit.record(
-                uow,
-                at=now,
-                actor=who.actor,
-                actor_kind=who.kind,
-                action=f"authority.{verdict.action}",
-                target=f"escalation:{ref}",
-                outcome="ok" if verdict.allowed else "refused",
-                address=address(request),
-                after=data,
-                detail=verdict.reason,
-            )
-            uow.commit()
+        try:
+            with service.store.unit_of_work() as uow:
+                esc = _visible(uow, who, ref)
+                uow.timeline.append(
+                    esc.id,
+                    at=now,
+                    actor=who.actor if who.kind == "key" else who.name,
+                    kind=f"authority.{outcome}",
+                    reason=verdict.reason,
+                    data=data,
+                )
+                audit.record(
+                    uow,
+                    at=now,
+                    actor=who.actor,
+                    actor_kind=who.kind,
+                    action=f"authority.{verdict.action}",
+                    target=f"escalation:{ref}",
+                    outcome="ok" if verdict.allowed else "refused",
+                    address=address(request),
+                    after=data,
+                    detail=verdict.reason,
+                )
+                uow.commit()
+        except _Hidden:
+            _record_hidden(request, who, ref)
+            raise
         if not verdict.allowed:
             raise ApiError(
                 403,

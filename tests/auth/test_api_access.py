@@ -215,3 +215,42 @@ def test_users_and_teams_over_http(setup: tuple[TestClient, MemoryStore, Virtual
     with store.unit_of_work() as uow:
         actions = [e.action for e in uow.audit.entries() if e.outcome == "ok"]
     assert "user.create" in actions and "key.create" in actions
+
+
+def test_metrics_in_prometheus_format(setup: tuple[TestClient, MemoryStore, VirtualClock]) -> None:
+    client, store, _ = setup
+    reader = bearer(issue_key(store, "read", name="prometheus"))
+    client.get("/v1/escalations", headers=reader)
+    client.get("/v1/escalations")
+    r = client.get("/metrics", headers=reader)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert (
+        'escalade_http_requests_total{method="GET",route="/v1/escalations",status="200"} 1.0'
+        in text
+    )
+    assert 'route="/v1/escalations",status="401"} 1.0' in text
+    assert "escalade_audit_entries " in text
+    assert "escalade_escalations" not in text  # no counts that would tell of hidden ones
+
+
+def test_a_session_signs_out(setup: tuple[TestClient, MemoryStore, VirtualClock]) -> None:
+    client, store, _ = setup
+    admin = bearer(issue_key(store, "admin", name="root"))
+    client.post(
+        "/v1/users",
+        json={"email": "v@example.com", "role": "viewer", "password": "a long enough password"},
+        headers=admin,
+    )
+    signed = client.post(
+        "/v1/session", json={"email": "v@example.com", "password": "a long enough password"}
+    )
+    assert signed.status_code == 200 and signed.json()["scopes"] == ["read"]
+    assert client.get("/v1/escalations").status_code == 200
+    assert client.post("/v1/escalations", json={"subject": "x"}).status_code == 403  # csrf
+    csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
+    assert client.post("/v1/escalations", json={"subject": "x"}, headers=csrf).status_code == 403
+    assert client.delete("/v1/session", headers=csrf).status_code == 200
+    assert client.get("/v1/escalations").status_code == 401
+    wrong = client.post("/v1/session", json={"email": "v@example.com", "password": "nope"})
+    assert wrong.status_code == 401

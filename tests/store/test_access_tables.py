@@ -169,31 +169,32 @@ def test_concurrent_audit_writers_never_fork_the_chain(pg_base_url: str) -> None
 
     from escalade.store.db import SqlStore
 
-    for url in _pg_schema_url(pg_base_url):
-        db = SqlStore(url)
-        db.upgrade()
-        errors: list[BaseException] = []
+    schemas = _pg_schema_url(pg_base_url)
+    db = SqlStore(next(schemas))
+    db.upgrade()
+    errors: list[BaseException] = []
 
-        def write(n: int) -> None:
-            try:
-                for i in range(25):
-                    with db.unit_of_work() as uow:
-                        uow.audit.append(_entry(n * 100 + i))
-                        uow.commit()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+    def write(n: int) -> None:
         try:
-            assert errors == []
-            with db.unit_of_work() as uow:
-                entries = uow.audit.entries(limit=1000)
-                head = uow.audit.head()
-            assert len(entries) == 200 and [e.id for e in entries] == list(range(1, 201))
-            assert verify(entries, head) == []
-        finally:
-            db.dispose()
+            for i in range(25):
+                with db.unit_of_work() as uow:
+                    uow.audit.append(_entry(n * 100 + i))
+                    uow.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    try:
+        assert errors == []
+        with db.unit_of_work() as uow:
+            entries = uow.audit.entries(limit=1000)
+            head = uow.audit.head()
+        assert len(entries) == 200 and [e.id for e in entries] == list(range(1, 201))
+        assert verify(entries, head) == []
+    finally:
+        db.dispose()
+        schemas.close()  # drops the schema

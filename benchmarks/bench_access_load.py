@@ -152,8 +152,12 @@ def run(seconds: float, clients: int, pg: str) -> dict[str, Any]:
         intake = key("--name", "load-intake", "--scope", "intake")
         port = _free_port()
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        log = open(os.environ.get("ESCALADE_LOAD_LOG", os.devnull), "wb")  # noqa: SIM115
         server = subprocess.Popen(
-            [*ESCALADE, "serve", "--no-engine", "--port", str(port)], env=env, **quiet
+            [*ESCALADE, "serve", "--no-engine", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         procs.append(server)
         worker = subprocess.Popen([*ESCALADE, "worker"], env=env, **quiet)

@@ -3,8 +3,9 @@ phone numbers, API keys and bearer credentials in every record it sees, and the 
 set-up of ``serve`` and ``worker`` that puts it on every handler (uvicorn's access log
 included: a query string can carry an address).
 
-Masking happens on the formatted message, so it also covers values passed as arguments
-(``log.info("to %s", recipient)``).
+Masking covers the message and each value passed as an argument
+(``log.info("to %s", recipient)``); numbers stay numbers, anything else is masked as its
+text.
 """
 
 from __future__ import annotations
@@ -32,17 +33,26 @@ def redact(text: str) -> str:
 
 
 class RedactPersonalData(logging.Filter):
-    """Masks personal data and secrets in a record's message (never drops a record)."""
+    """Masks personal data and secrets in a record's message and in each of its arguments,
+    keeping the arguments' shape (uvicorn's access formatter unpacks them); never drops a
+    record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a record whose arguments do not fit: leave it to the handler
-            return True
-        masked = redact(message)
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        else:
+            record.msg = redact(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _masked(v) for k, v in record.args.items()}
         return True
+
+
+def _masked(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(value if isinstance(value, str) else str(value))
 
 
 def protect_handlers(*loggers: logging.Logger) -> None:

@@ -33,8 +33,8 @@ def test_masks() -> None:
     assert redact(line) == "to [email] or [phone] / [phone] with esk_[secret] and Bearer [secret]"
     kept = "ESC-12 due 2026-03-02 12:00:00 (P1, 4h, 1234567)"
     assert redact(kept) == kept
-    record = logging.LogRecord("x", logging.INFO, "f", 1, "sent to %s", (EMAIL,), None)
-    assert RedactPersonalData().filter(record) and record.getMessage() == "sent to [email]"
+    record = logging.LogRecord("x", logging.INFO, "f", 1, "sent to %s (%d)", (EMAIL, 3), None)
+    assert RedactPersonalData().filter(record) and record.getMessage() == "sent to [email] (3)"
 
 
 def test_a_served_request_leaves_no_personal_data_in_the_log(tmp_path: Path) -> None:
@@ -88,6 +88,7 @@ def test_a_served_request_leaves_no_personal_data_in_the_log(tmp_path: Path) -> 
             server.wait(timeout=20)
     text = log.read_text()
     assert "notification" in text  # notifications were logged …
-    assert "GET /v1/escalations?team=[email]" in text  # … and requests
+    assert '"GET /v1/escalations?team=[email] HTTP/1.1" 200' in text  # … and requests
+    assert "Logging error" not in text and "Traceback" not in text
     for secret in (EMAIL, "ana.customer%40example.com", PHONE, "7946", key, "spec@example.com"):
         assert secret not in text, secret

@@ -254,3 +254,28 @@ def test_a_session_signs_out(setup: tuple[TestClient, MemoryStore, VirtualClock]
     assert client.get("/v1/escalations").status_code == 401
     wrong = client.post("/v1/session", json={"email": "v@example.com", "password": "nope"})
     assert wrong.status_code == 401
+
+
+def test_a_write_that_meets_a_concurrent_update_is_tried_again() -> None:
+    from escalade.api.errors import ApiError
+    from escalade.api.escalations import RETRIES, _retrying
+    from escalade.store import ConcurrentUpdate
+
+    calls: list[int] = []
+
+    def flaky() -> object:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConcurrentUpdate("changed")
+        return "done"
+
+    assert _retrying(flaky) == "done" and len(calls) == 3  # type: ignore[arg-type, comparison-overlap]
+
+    def never() -> object:
+        calls.append(1)
+        raise ConcurrentUpdate("changed")
+
+    calls.clear()
+    with pytest.raises(ApiError) as refused:
+        _retrying(never)  # type: ignore[arg-type]
+    assert refused.value.status == 409 and len(calls) == RETRIES

@@ -9,6 +9,7 @@ missing one (404), in every endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -25,7 +26,7 @@ from escalade.escalation.service import ActionRefused, EscalationService, NotFou
 from escalade.escalation.triggers import AlertIn, receive_alert, record_activity
 from escalade.policy import Policy
 from escalade.routing.models import EscalationInput
-from escalade.store import UnitOfWork
+from escalade.store import ConcurrentUpdate, UnitOfWork
 from escalade.store.rows import EscalationRow, TimelineEntry
 
 MAX_PAGE_SCANS = 10
@@ -83,6 +84,27 @@ class ActivityBody(BaseModel):
     actor: str = Field(min_length=1, max_length=200)
     action: str = Field(min_length=1, max_length=120)
     count: int = Field(1, ge=1, le=1_000_000)
+
+
+RETRIES = 5
+
+
+def _retrying(attempt: Callable[[], EscalationRow]) -> EscalationRow:
+    """Run a unit of work again when an escalation it touches changed under it (optimistic
+    locking: another request or the engine updated it first), a few times, then 409."""
+    for _ in range(RETRIES - 1):
+        try:
+            return attempt()
+        except ConcurrentUpdate:
+            continue
+    try:
+        return attempt()
+    except ConcurrentUpdate:
+        raise ApiError(
+            409,
+            "the escalation kept changing while this was applied: try again",
+            "concurrent_update",
+        ) from None
 
 
 class _Hidden(ApiError):
@@ -205,7 +227,8 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
         )
         actor = _actor(who, body.by if "by" in body.model_fields_set else None)
         now = service.clock.now()
-        try:
+
+        def attempt() -> EscalationRow:
             with service.store.unit_of_work() as uow:
                 esc = service.create(inp, by=actor, ref=body.ref, uow=uow)
                 audit.record(
@@ -219,6 +242,10 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                     after=_audit_state(esc),
                 )
                 uow.commit()
+                return esc
+
+        try:
+            esc = _retrying(attempt)
         except ActionRefused as exc:
             audit.refusal(
                 service.store,
@@ -297,7 +324,8 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
         """Acknowledge, investigate, escalate, de-escalate, reassign, resolve, reopen, close,
         comment, customer_reply or waiting_on_customer."""
         now = service.clock.now()
-        try:
+
+        def attempt() -> EscalationRow:
             with service.store.unit_of_work() as uow:
                 before = _visible(uow, who, ref)
                 esc = service.act(
@@ -321,6 +349,10 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                     after=_audit_state(esc),
                 )
                 uow.commit()
+                return esc
+
+        try:
+            esc = _retrying(attempt)
         except _Hidden:
             _record_hidden(request, who, ref)
             raise

@@ -17,6 +17,7 @@ import httpx
 from tests.test_api_escalations import POLICY
 
 from escalade.logredact import RedactPersonalData, redact
+from escalade.store.db import SqlStore
 
 ESCALADE = [sys.executable, "-m", "escalade.cli.main"]
 EMAIL, PHONE = "ana.customer@example.com", "+44 20 7946 0958"
@@ -92,3 +93,11 @@ def test_a_served_request_leaves_no_personal_data_in_the_log(tmp_path: Path) -> 
     assert "Logging error" not in text and "Traceback" not in text
     for secret in (EMAIL, "ana.customer%40example.com", PHONE, "7946", key, "spec@example.com"):
         assert secret not in text, secret
+    # serve made the policy active: that is audited too
+    store = SqlStore(env["ESCALADE_DATABASE_URL"])
+    with store.unit_of_work() as uow:
+        applied = [e for e in uow.audit.entries() if e.action == "policy.apply"]
+    store.dispose()
+    assert [(e.actor, e.before, e.after) for e in applied] == [
+        ("cli:serve", {"version": None}, {"version": 1})
+    ]

@@ -84,6 +84,31 @@ def refusal(
         uow.commit()
 
 
+def policy_started(
+    store: Store,
+    *,
+    at: datetime,
+    policy_id: str,
+    before: int | None,
+    after: int,
+    source: str,
+) -> None:
+    """``escalade serve`` made a policy version active that was not the latest."""
+    with store.unit_of_work() as uow:
+        record(
+            uow,
+            at=at,
+            actor="cli:serve",
+            actor_kind="cli",
+            action="policy.apply",
+            target=f"policy:{policy_id}",
+            before={"version": before},
+            after={"version": after},
+            detail=f"from {source}",
+        )
+        uow.commit()
+
+
 def verify(store: Store) -> tuple[int, list[ChainProblem]]:
     """How many entries the log holds, and every problem with it. Reads the log a page at
     a time in one read-only transaction (a consistent snapshot), so memory stays flat."""

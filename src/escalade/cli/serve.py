@@ -26,6 +26,8 @@ def serve_command(
     import uvicorn
 
     from escalade.api.app import create_app
+    from escalade.auth.audit import policy_started
+    from escalade.auth.config import AuthSettings
     from escalade.clock import SystemClock
     from escalade.escalation.service import EscalationService
     from escalade.escalation.wiring import LoggingChannel, escalation_engine
@@ -40,11 +42,29 @@ def serve_command(
     store = SqlStore.from_settings(settings)
     require_current_schema(store)
     clock = SystemClock()
+    try:
+        auth = AuthSettings.from_env()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     service = EscalationService(store, clock)
-    service.apply_policy(active, router=router, by="serve")
+    with store.unit_of_work(readonly=True) as uow:
+        before = uow.policies.latest()
+    version = service.apply_policy(active, router=router, by="serve")
+    if before is None or before.id != version:  # a new (or another) version: audited
+        policy_started(
+            store,
+            at=clock.now(),
+            policy_id=active.id,
+            before=before.id if before else None,
+            after=version,
+            source=str(settings.policy_path),
+        )
     engine = escalation_engine(service, LoggingChannel(service)) if with_engine else None
     # the service holds the router: the app reads nothing again
-    app = create_app(settings, active, settings.policy_path, clock, service=service, engine=engine)
+    app = create_app(
+        settings, active, settings.policy_path, clock, service=service, engine=engine, auth=auth
+    )
     typer.echo(
         f"Escalade serving policy '{active.id}' on http://{host}:{port} "
         f"(database {store.describe()}{', engine in-process' if engine else ''})",

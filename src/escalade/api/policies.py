@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from escalade.api.errors import NOT_FOUND, PROTECTED, ApiError
 from escalade.api.security import Gate, address
 from escalade.auth import audit
+from escalade.auth.editing import may_edit
 from escalade.auth.scopes import Principal, Scope
 from escalade.escalation.service import EscalationService
 from escalade.policy import Policy, PolicyInvalid, policy_from_text
@@ -138,13 +139,15 @@ def policy_router(
 
     @api.post("/policies", status_code=201, responses={422: PROTECTED[422]})
     def apply(body: PolicyText, request: Request, who: Principal = writer) -> dict[str, Any]:
-        """Apply a new policy version (admins only). Escalations in flight keep the
-        version they started with."""
-        if not who.is_admin:
+        """Apply a new policy version (admins, and the roles the active policy's
+        ``editing.policies`` names). Escalations in flight keep the version they started
+        with."""
+        right = may_edit(current(), who, "policies")
+        if not right.allowed:
             raise gate.refuse(
                 request,
                 403,
-                "only admins may apply a policy version",
+                right.reason,
                 "forbidden",
                 who,
                 loc=["body", "content"],

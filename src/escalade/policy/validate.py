@@ -26,7 +26,7 @@ from escalade.policy.loader import (
     document_from_text,
     load_document,
 )
-from escalade.policy.models import Band, Policy, Recipient
+from escalade.policy.models import ESCALADE_ROLES, Band, Policy, Recipient
 
 
 class PolicyInvalid(Exception):
@@ -396,6 +396,15 @@ def _check_references(ctx: _Ctx) -> None:
         r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])
     for i, c in enumerate(p.categories):
         r.need_all(("categories", i, "visible_to"), c.visible_to, ["roles", "teams"])
+    roles = {x.id for x in p.roles}
+    for what in ("policies", "schedules", "overrides"):
+        for i, role in enumerate(getattr(p.editing, what)):
+            if role not in roles and role not in ESCALADE_ROLES:
+                ctx.add(
+                    ("editing", what, i),
+                    f"unknown role '{role}': a role of the policy or one of Escalade's "
+                    f"({', '.join(ESCALADE_ROLES)})",
+                )
 
 
 def _level_team(p: Policy, level_id: str) -> str | None:

@@ -47,6 +47,8 @@ OPERATIONS: list[tuple[str, str, str, dict[str, object] | None]] = [
     ("DELETE", "/v1/keys/nope", "admin", None),
     ("GET", "/v1/users", "admin", None),
     ("POST", "/v1/users", "admin", {"email": "a@b.co", "role": "viewer"}),
+    ("POST", "/v1/users/a@b.co/disable", "admin", None),
+    ("POST", "/v1/users/a@b.co/enable", "admin", None),
     ("GET", "/v1/teams", "read", None),
     ("GET", "/v1/session", "any", None),
     ("DELETE", "/v1/session", "read", None),
@@ -83,6 +85,7 @@ def test_the_table_lists_every_operation(
     listed = {(m, u.split("?")[0].replace("T-1", "{ref}")) for m, u, _, _ in OPERATIONS}
     listed = {(m, u.replace("/v1/keys/nope", "/v1/keys/{name}")) for m, u in listed}
     listed = {(m, u.replace("/v1/policies/1", "/v1/policies/{version}")) for m, u in listed}
+    listed = {(m, u.replace("/a@b.co/", "/{email}/")) for m, u in listed}
     assert ops == listed | PUBLIC
 
 
@@ -279,3 +282,25 @@ def test_a_write_that_meets_a_concurrent_update_is_tried_again() -> None:
     with pytest.raises(ApiError) as refused:
         _retrying(never)  # type: ignore[arg-type]
     assert refused.value.status == 409 and len(calls) == RETRIES
+
+
+def test_a_disabled_user_loses_their_session_and_cannot_sign_in(
+    setup: tuple[TestClient, MemoryStore, VirtualClock],
+) -> None:
+    client, store, _ = setup
+    admin = bearer(issue_key(store, "admin", name="root"))
+    person = {"email": "d@example.com", "password": "a long enough password"}
+    client.post("/v1/users", json={**person, "role": "responder"}, headers=admin)
+    browser = TestClient(client.app)
+    assert browser.post("/v1/session", json=person).status_code == 200
+    assert browser.get("/v1/escalations").status_code == 200
+    r = client.post("/v1/users/D@example.com/disable", headers=admin)
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    assert browser.get("/v1/escalations").status_code == 401
+    assert browser.post("/v1/session", json=person).status_code == 401
+    assert client.post("/v1/users/nobody@example.com/disable", headers=admin).status_code == 404
+    assert client.post("/v1/users/d@example.com/enable", headers=admin).status_code == 200
+    assert browser.post("/v1/session", json=person).status_code == 200
+    with store.unit_of_work() as uow:
+        actions = [e.action for e in uow.audit.entries()]
+    assert "user.disable" in actions and "user.enable" in actions

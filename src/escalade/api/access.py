@@ -22,9 +22,12 @@ from escalade.auth.credentials import hash_password, verify_password
 from escalade.auth.provision import (
     Conflict,
     NoSuchKey,
+    NoSuchUser,
     ProvisionError,
     create_key,
     create_user,
+    disable_user,
+    enable_user,
     key_view,
     revoke_key,
     user_view,
@@ -80,8 +83,8 @@ def access_router(gate: Gate, policy: Callable[[], Policy]) -> APIRouter:
             return call()
         except Conflict as exc:
             raise ApiError(409, str(exc), "conflict", loc=["body", "name"]) from None
-        except NoSuchKey as exc:
-            raise ApiError(404, str(exc), "not_found", loc=["path", "name"]) from None
+        except (NoSuchKey, NoSuchUser) as exc:
+            raise ApiError(404, str(exc), "not_found", loc=["path"]) from None
         except ProvisionError as exc:
             raise ApiError(422, str(exc), "value_error", loc=["body"]) from None
 
@@ -140,6 +143,36 @@ def access_router(gate: Gate, policy: Callable[[], Policy]) -> APIRouter:
                 teams=body.teams,
                 password=body.password,
                 person=body.person,
+                at=gate.clock.now(),
+                actor=who.actor,
+                actor_kind=who.kind,
+                address=address(request),
+            )
+        )
+        return user_view(row)
+
+    @api.post("/users/{email}/disable", tags=["users"], responses=NOT_FOUND)
+    def disable(email: str, request: Request, who: Principal = admin) -> dict[str, Any]:
+        """Disable a user: their sessions end at their next request; no sign-in."""
+        row = _provisioned(
+            lambda: disable_user(
+                gate.store,
+                email=email,
+                at=gate.clock.now(),
+                actor=who.actor,
+                actor_kind=who.kind,
+                address=address(request),
+            )
+        )
+        return user_view(row)
+
+    @api.post("/users/{email}/enable", tags=["users"], responses=NOT_FOUND)
+    def enable(email: str, request: Request, who: Principal = admin) -> dict[str, Any]:
+        """Enable a disabled user again."""
+        row = _provisioned(
+            lambda: enable_user(
+                gate.store,
+                email=email,
                 at=gate.clock.now(),
                 actor=who.actor,
                 actor_kind=who.kind,

@@ -32,6 +32,10 @@ class NoSuchKey(ProvisionError):
     pass
 
 
+class NoSuchUser(ProvisionError):
+    pass
+
+
 def user_view(u: UserRow) -> dict[str, Any]:
     return {
         "email": u.email,
@@ -191,5 +195,64 @@ def revoke_key(
                 before={"revoked": False},
                 after={"revoked": True},
             )
+        uow.commit()
+    return row
+
+
+def disable_user(
+    store: Store,
+    *,
+    email: str,
+    at: datetime,
+    actor: str,
+    actor_kind: str,
+    address: str | None = None,
+) -> UserRow:
+    """Disable a user: their sessions end at their next request, and they cannot sign in
+    (with a password or through single sign-on) until enabled again."""
+    return _set_disabled(store, email, at, at, actor, actor_kind, address)
+
+
+def enable_user(
+    store: Store,
+    *,
+    email: str,
+    at: datetime,
+    actor: str,
+    actor_kind: str,
+    address: str | None = None,
+) -> UserRow:
+    return _set_disabled(store, email, None, at, actor, actor_kind, address)
+
+
+def _set_disabled(
+    store: Store,
+    email: str,
+    disabled_at: datetime | None,
+    at: datetime,
+    actor: str,
+    actor_kind: str,
+    address: str | None,
+) -> UserRow:
+    with store.unit_of_work() as uow:
+        before = uow.users.get_by_email(email)
+        if before is None:
+            raise NoSuchUser(f"no user '{email.strip().lower()}'")
+        was = before.disabled_at is not None
+        if was == (disabled_at is not None):
+            return before
+        row = uow.users.update(before.email, disabled_at=disabled_at)
+        assert row is not None
+        audit.record(
+            uow,
+            at=at,
+            actor=actor,
+            actor_kind=actor_kind,
+            action="user.disable" if disabled_at else "user.enable",
+            target=f"user:{row.id}",
+            address=address,
+            before={"disabled": was},
+            after={"disabled": not was},
+        )
         uow.commit()
     return row

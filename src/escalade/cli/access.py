@@ -87,6 +87,39 @@ def users_create(
     typer.echo(f"user {row.email} created ({row.role})", err=True)
 
 
+@users_app.command("disable")
+def users_disable(
+    email: str = typer.Argument(..., help="The user's e-mail address"),
+    url: str | None = typer.Option(None, "--url", help=URL_HELP),
+) -> None:
+    """Disable a user: their sessions end and they cannot sign in until enabled again."""
+    _toggle(email, url, disable=True)
+
+
+@users_app.command("enable")
+def users_enable(
+    email: str = typer.Argument(..., help="The user's e-mail address"),
+    url: str | None = typer.Option(None, "--url", help=URL_HELP),
+) -> None:
+    """Enable a disabled user again."""
+    _toggle(email, url, disable=False)
+
+
+def _toggle(email: str, url: str | None, *, disable: bool) -> None:
+    from escalade.auth.provision import ProvisionError, disable_user, enable_user
+
+    store = _store(url)
+    change = disable_user if disable else enable_user
+    try:
+        row = change(store, email=email, at=_now(), actor=_actor(), actor_kind="cli")
+    except ProvisionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    typer.echo(f"user {row.email} {'disabled' if disable else 'enabled'}", err=True)
+
+
 @users_app.command("list")
 def users_list(url: str | None = typer.Option(None, "--url", help=URL_HELP)) -> None:
     """Every user, one JSON object a line."""

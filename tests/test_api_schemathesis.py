@@ -7,7 +7,10 @@ At least 2,000 generated cases in ``make test``; ten times more in ``make soak``
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,10 +75,10 @@ def _escalation(i: int) -> Any:
     return EscalationInput(subject=f"question {i}")
 
 
-_TMP = Path(os.environ.get("TMPDIR", "/tmp")) / f"escalade-schemathesis-{os.getpid()}"
-_TMP.mkdir(parents=True, exist_ok=True)
-for _old in _TMP.glob("schemathesis.db*"):
-    _old.unlink()
+# Schemathesis needs the app when the tests are collected (its pytest fixture loader does
+# not work with this pytest), so the database is made then, and removed at exit.
+_TMP = Path(tempfile.mkdtemp(prefix="escalade-schemathesis-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 APP, ADMIN = _app(_TMP)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -115,11 +115,8 @@ def test_anonymous(case: schemathesis.Case) -> None:
             continue
         status = response.status_code
         assert not 200 <= status < 300, (case.method, case.path, status)
-        if case.method.upper() == case.operation.method.upper() and status != 401:
-            # FastAPI reads a JSON body before any dependency runs: a body that is not
-            # JSON at all is refused as such, before the credentials are looked at
-            assert status == 422, (case.method, case.path, status)
-            assert {i["type"] for i in response.json()["detail"]} == {"json_invalid"}
+        if case.method.upper() == case.operation.method.upper():
+            assert status == 401, (case.method, case.path, status)
 
 
 def test_enough_cases_ran() -> None:

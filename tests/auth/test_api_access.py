@@ -304,3 +304,23 @@ def test_a_disabled_user_loses_their_session_and_cannot_sign_in(
     with store.unit_of_work() as uow:
         actions = [e.action for e in uow.audit.entries()]
     assert "user.disable" in actions and "user.enable" in actions
+
+
+def test_an_anonymous_caller_learns_nothing_from_a_bad_body(
+    setup: tuple[TestClient, MemoryStore, VirtualClock],
+) -> None:
+    client, store, _ = setup
+    for content in (b"{not json", b"\xff\xfe\x00", b'{"subject": 5}'):
+        r = client.post(
+            "/v1/escalations", content=content, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 401, (content, r.text)
+    key = bearer(issue_key(store, "write", name="w"))
+    r = client.post(
+        "/v1/escalations",
+        content=b"{not json",
+        headers={**key, "content-type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    # signing in is public: its bad bodies are 422
+    assert client.post("/v1/session", content=b"{x", headers=key).status_code == 422

@@ -37,6 +37,16 @@ from escalade.routing.router import Router, RoutingInputError
 from escalade.settings import Settings
 from escalade.store import Store
 
+# Operations that need no credentials (besides the documentation pages).
+PUBLIC_OPERATIONS = frozenset(
+    {
+        ("GET", "/healthz"),
+        ("POST", "/v1/session"),
+        ("GET", "/auth/oidc/login"),
+        ("GET", "/auth/oidc/callback"),
+    }
+)
+
 
 @dataclass
 class AppState:
@@ -155,8 +165,11 @@ def create_app(
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body that is not JSON at all (e.g. not UTF-8)
+            anonymous = _who_first(request)
+            if anonymous is not None:
+                return anonymous
             item = {
                 "loc": ["body"],
                 "field": "body",
@@ -176,9 +189,28 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
+    def _who_first(request: Request) -> JSONResponse | None:
+        """FastAPI reads a JSON body before any dependency runs; so that an unknown caller
+        learns nothing, not even what a body should look like, a protected operation
+        answers 401 to an anonymous request whatever its body."""
+        route = getattr(request.scope.get("route"), "path", None)
+        if route is None or (request.method, route) in PUBLIC_OPERATIONS:
+            return None
+        try:
+            gate.authenticate(request)
+        except ApiError as refused:
+            return JSONResponse(
+                status_code=refused.status,
+                content={"detail": refused.items},
+                headers=refused.headers,
+            )
+        return None
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": _field_errors(exc)})
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _who_first(request) or JSONResponse(
+            status_code=422, content={"detail": _field_errors(exc)}
+        )
 
     @app.exception_handler(RoutingInputError)
     async def _unknown(_: Request, exc: RoutingInputError) -> JSONResponse:

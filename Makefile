@@ -36,7 +36,7 @@ bench: $(STAMP)
 # longer crash (5,000 escalations, 12 SIGKILLs) and fuzzing runs
 soak: $(STAMP)
 	ESCALADE_SOAK=1 $(BIN)/pytest -q -m slow tests
-	ESCALADE_SOAK=1 $(BIN)/pytest -q tests/test_policy_fuzz.py tests/test_business_time_properties.py tests/test_sla_clocks.py tests/test_oncall_schedule.py tests/store/test_memory_equivalence.py tests/concurrency
+	ESCALADE_SOAK=1 $(BIN)/pytest -q tests/test_policy_fuzz.py tests/test_business_time_properties.py tests/test_sla_clocks.py tests/test_oncall_schedule.py tests/store/test_memory_equivalence.py tests/concurrency tests/test_api_schemathesis.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

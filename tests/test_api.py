@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.clock import VirtualClock
 from escalade.policy import load_policy
 from escalade.settings import Settings
+from escalade.store.memory import MemoryStore
 
 POLICY = Path(__file__).parent / "fixtures" / "small-policy.yaml"
 
@@ -20,8 +22,9 @@ POLICY = Path(__file__).parent / "fixtures" / "small-policy.yaml"
 def client() -> TestClient:
     policy = load_policy(POLICY)
     clock = VirtualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
-    app = create_app(Settings(policy_path=POLICY), policy, POLICY, clock)
-    return TestClient(app)
+    store = MemoryStore()
+    app = create_app(Settings(policy_path=POLICY), policy, POLICY, clock, store=store)
+    return TestClient(app, headers=bearer(issue_key(store, "read")))
 
 
 def test_healthz(client: TestClient) -> None:

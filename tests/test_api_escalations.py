@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.bootstrap import bootstrap
@@ -48,7 +49,7 @@ def client(tmp_path: Path) -> TestClient:
     policy = policy_from_text(POLICY, "api-test.yaml")
     runtime = bootstrap(Settings(), store=store, clock=clock, router=Router(policy), engine=False)
     app = create_app(Settings(), policy, None, clock, service=runtime.service)
-    return TestClient(app)
+    return TestClient(app, headers=bearer(issue_key(store, "read", "write", "intake")))
 
 
 def test_create_read_act_and_timeline(client: TestClient) -> None:

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.api.limits import Limits
@@ -201,7 +202,7 @@ def client(db_url: str) -> Iterator[TestClient]:
     policy = policy_from_text(POLICY, "fuzz.yaml")
     service.apply_policy(policy)
     app = create_app(Settings(), policy, None, clock, service=service, limits=LIMITS)
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(issue_key(store, "admin"))) as c:
         assert c.post("/v1/escalations", json={"ref": "F-1", "subject": "first"}).status_code == 201
         yield c
     store.dispose()

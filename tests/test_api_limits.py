@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.api.limits import Limits
@@ -39,7 +40,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     policy = policy_from_text(POLICY, "limits-test.yaml")
     service.apply_policy(policy)
     app = create_app(Settings(), policy, None, clock, service=service, limits=LIMITS)
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(issue_key(store, "admin"))) as c:
         yield c
     store.dispose()
 
@@ -213,3 +214,25 @@ def test_docs_work_offline_their_assets_come_from_the_app(client: TestClient) ->
             assert got.status_code == 200 and len(got.content) > 1000, url
         assert "cdn" not in html.text.lower() and "fonts.googleapis" not in html.text
     assert client.get("/openapi.json").json()["info"]["title"] == "Escalade"
+
+
+def test_an_anonymous_caller_gets_401_before_any_limit(client: TestClient) -> None:
+    """The limits run before routing; still, only a public operation tells an anonymous
+    caller what is wrong with its input (docs/auth.md)."""
+    anonymous = TestClient(client.app)
+    for url, body in (
+        ("/v1/escalations", '{"subject": "x\\u0000"}'),
+        ("/v1/escalations", '{"subject": '),
+        ("/v1/alerts", '{"key": "k", "n": NaN}'),
+    ):
+        r = anonymous.post(url, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 401, (url, body, r.text)
+        assert r.json()["detail"][0]["type"] == "unauthenticated"
+    assert anonymous.get("/v1/escalations?team=ops%00").status_code == 401
+    assert (
+        anonymous.post("/v1/route", content=b"x" * (LIMITS.max_body_bytes + 1)).status_code == 401
+    )
+    # a public operation: the limits' own answer
+    r = anonymous.post("/v1/session", content='{"email": "a\\u0000"}')
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "nul_character"
+    assert anonymous.get("/healthz?x=%00").status_code == 422

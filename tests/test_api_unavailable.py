@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from tests.conftest import _pg_schema_url
+from tests.keys import bearer, issue_key
 from tests.tcp_proxy import TcpProxy
 
 from escalade.api.app import create_app
@@ -89,7 +90,7 @@ def outage_client(
         service.apply_policy(policy)
         app = create_app(Settings(database_url=url), policy, None, clock, service=service)
         try:
-            with TestClient(app) as client:
+            with TestClient(app, headers=bearer(issue_key(store, "admin"))) as client:
                 yield client, outage
         finally:
             store.dispose()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from tests.channels.receivers import HttpReceiver
+from tests.keys import bearer, issue_key
 
 from escalade.api.app import create_app
 from escalade.channels.links import ActionLinks
@@ -223,7 +224,10 @@ def test_deliveries_and_metrics_over_http(store: Store, receiver: HttpReceiver) 
     run = Run(store, receiver)
     run.run_for(timedelta(minutes=1))
     app = create_app(Settings(), run.policy, None, run.clock, service=run.service)
-    client = TestClient(app)
+    # the delivery log and /metrics need a key with the 'read' scope
+    assert TestClient(app).get("/v1/escalations/OUT-1/deliveries").status_code == 401
+    assert TestClient(app).get("/metrics").status_code == 401
+    client = TestClient(app, headers=bearer(issue_key(store, "read")))
     answer = client.get("/v1/escalations/OUT-1/deliveries")
     assert answer.status_code == 200
     rows = answer.json()["deliveries"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.channels.receivers import HttpReceiver, free_port
+from tests.keys import bearer, cli_key
 
 POLICY = """
 id: serve-delivers
@@ -58,9 +59,10 @@ def test_serve_pages_through_the_policy_channel_and_the_page_link_acknowledges(
     env["ESCALADE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "escalade.cli.main", "serve", "--policy", str(policy),
            "--port", str(port), "--strict-channels"]  # fmt: skip
+    key = cli_key(env, "serve-delivers")  # the API needs a key; the action link does not
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=bearer(key))
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

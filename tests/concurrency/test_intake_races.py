@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
+from tests.keys import bearer, cli_key
 from tests.soak import SCALE
 
 N = 40 * SCALE
@@ -52,13 +53,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Server(NamedTuple):
+    url: str
+    headers: dict[str, str]  # an admin key's, made with ``escalade keys create``
+
+
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
+def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
     policy = tmp_path / "races.yaml"
     policy.write_text(POLICY, encoding="utf-8")
     env = {**os.environ, "ESCALADE_DATABASE_URL": db_url}
     cli = [sys.executable, "-m", "escalade.cli.main"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    headers = bearer(cli_key(env, "races"))
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
@@ -79,7 +86,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError((tmp_path / "serve.log").read_text())
             time.sleep(0.1)
-        yield base
+        yield Server(base, headers)
     finally:
         proc.terminate()
         proc.wait(20)
@@ -106,16 +113,26 @@ def _codes(responses: list[httpx.Response]) -> dict[int, int]:
     return out
 
 
-def _escalations(base: str) -> list[dict[str, Any]]:
-    r = httpx.get(f"{base}/v1/escalations", params={"limit": 1000}, timeout=30)
+def _escalations(server: Server) -> list[dict[str, Any]]:
+    r = httpx.get(
+        f"{server.url}/v1/escalations",
+        params={"limit": 1000},
+        headers=server.headers,
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     rows: list[dict[str, Any]] = r.json()
     return rows
 
 
-def test_the_same_alert_at_once_opens_one_escalation(server: str) -> None:
+def test_the_same_alert_at_once_opens_one_escalation(server: Server) -> None:
     body = {"source": "am", "key": "DiskFull/db1", "severity": "critical", "summary": "Disk"}
-    responses = _at_once(N, lambda i: httpx.post(f"{server}/v1/alerts", json=body, timeout=120))
+    responses = _at_once(
+        N,
+        lambda i: httpx.post(
+            f"{server.url}/v1/alerts", json=body, headers=server.headers, timeout=120
+        ),
+    )
     assert _codes(responses) == {200: N}
     refs = {r.json()["escalation"]["ref"] for r in responses}
     assert len(refs) == 1
@@ -123,11 +140,13 @@ def test_the_same_alert_at_once_opens_one_escalation(server: str) -> None:
 
 
 def test_creates_for_one_customer_at_once_are_all_kept_and_make_one_incident(
-    server: str,
+    server: Server,
 ) -> None:
     def create(i: int) -> httpx.Response:
         body = {"subject": f"Problem {i}", "customer": {"email": "ana@example.com"}}
-        return httpx.post(f"{server}/v1/escalations", json=body, timeout=120)
+        return httpx.post(
+            f"{server.url}/v1/escalations", json=body, headers=server.headers, timeout=120
+        )
 
     responses = _at_once(N, create)
     assert _codes(responses) == {201: N}
@@ -137,26 +156,35 @@ def test_creates_for_one_customer_at_once_are_all_kept_and_make_one_incident(
     assert len(rows) == N + 1
     tickets = [e for e in rows if e not in incidents]
     assert {e["subject"] for e in tickets} == {f"Problem {i}" for i in range(N)}
-    timeline = httpx.get(f"{server}/v1/escalations/{incidents[0]['ref']}", timeout=30).json()
+    timeline = httpx.get(
+        f"{server.url}/v1/escalations/{incidents[0]['ref']}", headers=server.headers, timeout=30
+    ).json()
     linked = {
         ref for e in timeline["timeline"] if e["type"] == "trigger.fired" for ref in e["refs"]
     }
     assert linked == {e["ref"] for e in tickets}
 
 
-def test_creates_with_one_ref_at_once_give_one_201_and_409s(server: str) -> None:
+def test_creates_with_one_ref_at_once_give_one_201_and_409s(server: Server) -> None:
     def create(i: int) -> httpx.Response:
         body = {"ref": "TICKET-7", "subject": f"Attempt {i}"}
-        return httpx.post(f"{server}/v1/escalations", json=body, timeout=120)
+        return httpx.post(
+            f"{server.url}/v1/escalations", json=body, headers=server.headers, timeout=120
+        )
 
     responses = _at_once(N, create)
     assert _codes(responses) == {201: 1, 409: N - 1}
     assert [e["ref"] for e in _escalations(server)] == ["TICKET-7"]
 
 
-def test_activity_crossing_a_threshold_at_once_opens_one_escalation(server: str) -> None:
+def test_activity_crossing_a_threshold_at_once_opens_one_escalation(server: Server) -> None:
     body = {"actor": "u1", "action": "record.deleted"}
-    responses = _at_once(N, lambda i: httpx.post(f"{server}/v1/activity", json=body, timeout=120))
+    responses = _at_once(
+        N,
+        lambda i: httpx.post(
+            f"{server.url}/v1/activity", json=body, headers=server.headers, timeout=120
+        ),
+    )
     assert _codes(responses) == {200: N}
     created = [e["ref"] for r in responses for e in r.json()["created"]]
     assert len(created) == 1

@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from tests.conftest import _pg_schema_url
+from tests.keys import bearer, cli_key
 from tests.tcp_proxy import TcpProxy
 
 from escalade.store.db import SqlStore
@@ -159,6 +160,7 @@ def test_database_outage_under_serve_and_worker(
         "ESCALADE_DATABASE_URL": process_url,
         "ESCALADE_SQLITE_BUSY_TIMEOUT_MS": str(BUSY_TIMEOUT_MS),
     }
+    key = cli_key(env, "outage-client")  # an operator's key, made before serve starts
     port = _free_port()
     # SQLite has one writer: its engine runs in one process (the worker), as documented;
     # on PostgreSQL serve runs one in-process too, and both share the work
@@ -172,7 +174,7 @@ def test_database_outage_under_serve_and_worker(
     accepted: list[str] = []
     answers: list[tuple[str, int]] = []  # (phase, status)
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, headers=bearer(key)) as client:
 
             def ready() -> bool:
                 r = _status(client, "GET", "/readyz")

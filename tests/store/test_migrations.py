@@ -20,6 +20,10 @@ TABLES = {
     "alert_keys",
     "actions_done",
     "deliveries",
+    "users",
+    "api_keys",
+    "audit_log",
+    "audit_head",
 }
 
 

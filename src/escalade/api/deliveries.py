@@ -1,5 +1,6 @@
 """Delivery over HTTP: an escalation's delivery log, the signed action links that
-acknowledge, resolve or escalate from an email, chat message or SMS, and ``/metrics``.
+acknowledge, resolve or escalate from an email, chat message or SMS (the delivery
+counters are in ``/metrics``, ``escalade.api.metrics``).
 
 ``GET /v1/act/{token}`` shows a confirm page and changes nothing (link scanners and chat
 previews fetch links); its form's ``POST`` acts through ``EscalationService.act``. A
@@ -16,11 +17,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from escalade.api.errors import NOT_FOUND, PROTECTED, Hidden
+from escalade.api.escalations import Sight
+from escalade.api.security import Gate
+from escalade.auth.scopes import Principal, Scope
 from escalade.channels.links import ActionClaims, ActionLinks, LinkExpired, LinkRefused
 from escalade.escalation.kinds import SYSTEM, EventKind
 from escalade.service import ActionRefused, EscalationService, NotFound
@@ -45,30 +49,26 @@ def delivery_view(d: DeliveryRow) -> dict[str, Any]:
     }
 
 
-def deliveries_router(service: EscalationService) -> APIRouter:
-    router = APIRouter(tags=["delivery"])
+def deliveries_router(service: EscalationService, gate: Gate) -> APIRouter:
+    sight = Sight(service)
+    router = APIRouter(tags=["delivery"], responses={**PROTECTED, **NOT_FOUND})
 
     @router.get("/v1/escalations/{ref}/deliveries")
-    def get_deliveries(ref: str) -> dict[str, Any]:
+    def get_deliveries(
+        ref: str, request: Request, who: Principal = Depends(gate.require(Scope.read))
+    ) -> dict[str, Any]:
         """Every delivery event of the escalation's messages, in order: queued, sent,
-        failed (with the provider's error), retrying, gave_up, undeliverable, cancelled."""
-        with service.store.unit_of_work(readonly=True) as uow:
-            esc = uow.escalations.get_by_ref(ref)
-            if esc is None:
-                raise HTTPException(404, f"no escalation '{ref}'")
-            rows = uow.deliveries.for_escalation(esc.id)
+        failed (with the provider's error), retrying, gave_up, undeliverable, cancelled.
+        Needs the ``read`` scope; a confidential escalation the caller may not see is
+        answered as a missing one (404)."""
+        try:
+            with service.store.unit_of_work(readonly=True) as uow:
+                esc = sight.visible(uow, who, ref)
+                rows = uow.deliveries.for_escalation(esc.id)
+        except Hidden:
+            sight.record_hidden(request, who, ref)
+            raise
         return {"ref": ref, "deliveries": [delivery_view(d) for d in rows]}
-
-    return router
-
-
-def metrics_router() -> APIRouter:
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        """Prometheus metrics (delivery outcomes per channel, send times)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

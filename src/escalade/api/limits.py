@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from escalade.api.errors import error_item, error_response
@@ -212,12 +213,24 @@ def _url_problems(scope: Scope) -> list[dict[str, Any]]:
     return out
 
 
-class LimitsMiddleware:
-    """Refuses, in the one error shape, requests beyond ``Limits`` (see the module doc)."""
+Screen = Callable[[Scope], Awaitable[Response | None]]
 
-    def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
+
+class LimitsMiddleware:
+    """Refuses, in the one error shape, requests beyond ``Limits`` (see the module doc).
+    ``screen`` is asked before a refusal: an answer that comes first (the app answers an
+    anonymous caller of a protected operation 401, whatever the input), or None."""
+
+    def __init__(
+        self, app: ASGIApp, limits: Limits | None = None, screen: Screen | None = None
+    ) -> None:
         self.app = app
         self.limits = limits or Limits()
+        self.screen = screen
+
+    async def _refuse(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await self.screen(scope) if self.screen is not None else None
+        await (first or response)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -225,7 +238,7 @@ class LimitsMiddleware:
             return
         problems = _url_problems(scope)
         if problems:
-            await error_response(422, problems)(scope, receive, send)
+            await self._refuse(error_response(422, problems), scope, receive, send)
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
@@ -247,7 +260,7 @@ class LimitsMiddleware:
         if body and _is_json(headers.get("content-type")):
             problems = check_json_body(bytes(body), self.limits)
             if problems:
-                await error_response(422, problems)(scope, receive, send)
+                await self._refuse(error_response(422, problems), scope, receive, send)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 
@@ -257,7 +270,8 @@ class LimitsMiddleware:
             loc=["body"],
             type="body_too_large",
         )
-        await error_response(413, [item], headers={"Connection": "close"})(scope, receive, send)
+        too_large = error_response(413, [item], headers={"Connection": "close"})
+        await self._refuse(too_large, scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from escalade.cli.access import audit_app, keys_app, users_app
 from escalade.cli.db import db_app
 from escalade.cli.policyfile import allow_includes_outside_option
 from escalade.cli.route import route_command
@@ -34,6 +35,9 @@ app.command("serve")(serve_command)
 app.command("simulate")(simulate_command)
 app.add_typer(db_app, name="db")
 app.command("worker")(worker)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 @policy_app.command("check")

@@ -33,6 +33,8 @@ def serve_command(
     import uvicorn
 
     from escalade.api.app import create_app
+    from escalade.auth.audit import policy_started
+    from escalade.auth.config import AuthSettings
     from escalade.bootstrap import bootstrap, open_sql_store
     from escalade.channels.links import links_from_env
     from escalade.channels.router import ChannelSetupError, policy_channels
@@ -46,6 +48,11 @@ def serve_command(
     active = router.policy
     store = open_sql_store(settings)
     require_current_schema(store)
+    try:
+        auth = AuthSettings.from_env()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         links = links_from_env(settings.database_url)
     except (ValueError, OSError) as exc:
@@ -61,6 +68,8 @@ def serve_command(
         raise typer.Exit(1) from None
     for problem in channels.problems:
         typer.echo(f"warning: {problem}; its messages are only logged", err=True)
+    with store.unit_of_work(readonly=True) as uow:
+        before = uow.policies.latest()
     runtime = bootstrap(
         settings,
         store=store,
@@ -69,6 +78,17 @@ def serve_command(
         engine=with_engine,
         channels=channels,
     )
+    version = runtime.policy_version
+    if version is not None and (before is None or before.id != version):
+        # a new (or another) version: audited
+        policy_started(
+            store,
+            at=runtime.clock.now(),
+            policy_id=active.id,
+            before=before.id if before else None,
+            after=version,
+            source=str(settings.policy_path),
+        )
     engine = runtime.engine
     # the service holds the router: the app reads nothing again
     app = create_app(
@@ -78,6 +98,7 @@ def serve_command(
         runtime.clock,
         service=runtime.service,
         engine=engine,
+        auth=auth,
         links=links,
         slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
     )
@@ -86,4 +107,6 @@ def serve_command(
         f"(database {store.describe()}{', engine in-process' if engine else ''})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from escalade.logredact import serve_log_config  # no personal data or secrets in logs
+
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=serve_log_config())

@@ -107,6 +107,9 @@ def worker(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from escalade.logredact import protect_handlers  # no personal data or secrets in logs
+
+    protect_handlers()
     builtin = handlers == DEFAULT_HANDLERS
     handler_set: dict[str, TimerHandler] = {}
     if not builtin:

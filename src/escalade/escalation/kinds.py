@@ -56,6 +56,8 @@ class EventKind(StrEnum):
     ladder_advanced = "ladder.advanced"
     ladder_exhausted = "ladder.exhausted"
     action_link_refused = "action_link.refused"
+    authority_allowed = "authority.allowed"
+    authority_refused = "authority.refused"
     reminder_due = "reminder.due"
     reminder_held = "reminder.held"
     postmortem_required = "postmortem.required"

@@ -558,6 +558,14 @@ class Category(Model):
         description="Tickets of this category, in a customer's words (routing by similarity)",
     )
     description: str | None = None
+    confidential: bool = Field(
+        False,
+        description="Seen only by the teams handling it and the roles or teams in visible_to",
+    )
+    visible_to: list[Id] = Field(
+        default_factory=list,
+        description="Roles or teams that may see its escalations (implies confidential)",
+    )
 
 
 # --------------------------------------------------------------------------- rules
@@ -903,6 +911,26 @@ class Authority(Model):
     actions: list[AuthorityAction] = Field(default_factory=list)
 
 
+# --------------------------------------------------------------------------- editing rights
+
+# Escalade's own roles for people (escalade.auth.scopes.Role); editing rights may name them
+# besides the policy's roles.
+ESCALADE_ROLES = ("admin", "lead", "responder", "viewer")
+
+
+class Editing(Model):
+    """Who may change what, besides Escalade admins (always) and, for a team's schedules
+    and overrides, the team's leads (always). Roles are policy roles or Escalade roles."""
+
+    policies: list[Id] = Field(
+        default_factory=list, description="Roles that may apply a new policy version"
+    )
+    schedules: list[Id] = Field(default_factory=list, description="Roles that may edit schedules")
+    overrides: list[Id] = Field(
+        default_factory=list, description="Roles that may add on-call overrides"
+    )
+
+
 # --------------------------------------------------------------------------- handling
 
 
@@ -1185,6 +1213,7 @@ class Policy(Model):
     followups: list[FollowUp] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
     authority: Authority = Field(default_factory=Authority)
+    editing: Editing = Field(default_factory=Editing)
     templates: list[Template] = Field(default_factory=list)
     notifications: list[NotificationRule] = Field(default_factory=list)
     metrics: list[MetricTarget] = Field(default_factory=list)

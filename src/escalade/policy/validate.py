@@ -27,7 +27,7 @@ from escalade.policy.loader import (
     document_from_text,
     load_document,
 )
-from escalade.policy.models import Band, Policy, Recipient
+from escalade.policy.models import ESCALADE_ROLES, Band, Policy, Recipient
 
 
 class PolicyInvalid(EscaladeError):
@@ -400,6 +400,17 @@ def _check_references(ctx: _Ctx) -> None:
         r.need_all(("channels", i, "when", "teams"), ch.when.teams, ["teams"])
         r.need_all(("channels", i, "when", "people"), ch.when.people, ["people"])
         r.need_all(("channels", i, "when", "priorities"), ch.when.priorities, ["priorities"])
+    for i, c in enumerate(p.categories):
+        r.need_all(("categories", i, "visible_to"), c.visible_to, ["roles", "teams"])
+    roles = {x.id for x in p.roles}
+    for what in ("policies", "schedules", "overrides"):
+        for i, role in enumerate(getattr(p.editing, what)):
+            if role not in roles and role not in ESCALADE_ROLES:
+                ctx.add(
+                    ("editing", what, i),
+                    f"unknown role '{role}': a role of the policy or one of Escalade's "
+                    f"({', '.join(ESCALADE_ROLES)})",
+                )
 
 
 def _level_team(p: Policy, level_id: str) -> str | None:

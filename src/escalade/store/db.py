@@ -35,6 +35,8 @@ from escalade.store.repositories import (
     SqlActionLedger,
     SqlActivityRepository,
     SqlAlertKeyRepository,
+    SqlApiKeyRepository,
+    SqlAuditRepository,
     SqlDeliveryRepository,
     SqlEscalationRepository,
     SqlGroupRepository,
@@ -43,6 +45,7 @@ from escalade.store.repositories import (
     SqlPolicyRepository,
     SqlTimelineRepository,
     SqlTimerRepository,
+    SqlUserRepository,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +90,9 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.actions = SqlActionLedger(connection)
         self.locks = SqlKeyLocks(connection)
         self.groups = SqlGroupRepository(connection)
+        self.users = SqlUserRepository(connection)
+        self.api_keys = SqlApiKeyRepository(connection)
+        self.audit = SqlAuditRepository(connection)
 
     def commit(self) -> None:
         self.connection.commit()

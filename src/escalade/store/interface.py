@@ -14,22 +14,27 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from escalade.errors import EscaladeError
+from escalade.store.auditchain import AuditHead
 from escalade.store.rows import (
+    ApiKeyRow,
+    AuditRow,
     DeliveryEvent,
     DeliveryRow,
     EscalationRow,
+    NewAuditEntry,
     OutboxMessage,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
     TimerState,
+    UserRow,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///./escalade.db"
@@ -171,8 +176,17 @@ class EscalationRepository(ABC):
         top_level: bool = False,
         limit: int = 100,
         offset: int = 0,
+        before_id: int | None = None,
+        teams: Collection[str] | None = None,
+        hidden_categories: Collection[str] = (),
+        unless_teams: Collection[str] = (),
+        priority: str | None = None,
     ) -> list[EscalationRow]:
-        """Newest first, filtered (``top_level``: not linked to a parent incident)."""
+        """Newest first, filtered (``top_level``: not linked to a parent incident).
+
+        ``before_id``: only older ones (a cursor); ``teams``: only these teams';
+        ``hidden_categories``: leave out these categories unless the escalation's team is
+        in ``unless_teams`` (confidential matters)."""
 
     @abstractmethod
     def count_by_state(self) -> dict[str, int]: ...
@@ -448,6 +462,89 @@ class ActionLedger(ABC):
     def is_done(self, key: str) -> bool: ...
 
 
+class UserRepository(ABC):
+    """People who sign in: one row per e-mail address (kept lower-case)."""
+
+    @abstractmethod
+    def add(
+        self,
+        *,
+        email: str,
+        role: str,
+        teams: Sequence[str],
+        at: datetime,
+        password_hash: str | None = None,
+        person: str | None = None,
+    ) -> UserRow | None:
+        """Add a user; ``None`` if the address is taken."""
+
+    @abstractmethod
+    def get_by_email(self, email: str) -> UserRow | None: ...
+
+    @abstractmethod
+    def list_all(self) -> list[UserRow]:
+        """In the order they were added."""
+
+    @abstractmethod
+    def update(self, email: str, **changes: Any) -> UserRow | None:
+        """Change ``role``, ``teams``, ``password_hash``, ``person`` or ``disabled_at``;
+        ``None`` if there is no such user."""
+
+
+USER_CHANGES = frozenset({"role", "teams", "password_hash", "person", "disabled_at"})
+
+
+class ApiKeyRepository(ABC):
+    """API keys, by name (unique forever) and by the hash of their secret."""
+
+    @abstractmethod
+    def add(
+        self,
+        *,
+        name: str,
+        secret_hash: str,
+        scopes: Sequence[str],
+        teams: Sequence[str],
+        created_by: str,
+        at: datetime,
+    ) -> ApiKeyRow | None:
+        """Add a key; ``None`` if the name is taken (also by a revoked key)."""
+
+    @abstractmethod
+    def get(self, name: str) -> ApiKeyRow | None: ...
+
+    @abstractmethod
+    def by_hash(self, secret_hash: str) -> ApiKeyRow | None: ...
+
+    @abstractmethod
+    def list_all(self) -> list[ApiKeyRow]:
+        """In the order they were made."""
+
+    @abstractmethod
+    def revoke(self, name: str, *, at: datetime) -> ApiKeyRow | None:
+        """Revoke a key (again is harmless); ``None`` if there is no such key."""
+
+    @abstractmethod
+    def touch(self, key_id: int, *, at: datetime) -> None:
+        """Record that the key was used at ``at``."""
+
+
+class AuditRepository(ABC):
+    """The append-only, hash-chained audit log. ``append`` serialises writers (a row
+    lock on the head on PostgreSQL) so the chain never forks."""
+
+    @abstractmethod
+    def append(self, entry: NewAuditEntry) -> AuditRow: ...
+
+    @abstractmethod
+    def entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditRow]:
+        """In id order, from ``after_id``."""
+
+    @abstractmethod
+    def head(self) -> AuditHead | None:
+        """The number of entries written and the last hash (None: never written)."""
+
+
 class UnitOfWork(ABC):
     """One transaction and the repositories that work in it."""
 
@@ -463,6 +560,9 @@ class UnitOfWork(ABC):
     actions: ActionLedger
     locks: KeyLocks
     groups: GroupRepository
+    users: UserRepository
+    api_keys: ApiKeyRepository
+    audit: AuditRepository
 
     @abstractmethod
     def commit(self) -> None:

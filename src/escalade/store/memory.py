@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
@@ -35,11 +35,15 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from escalade.errors import IntegrityViolation
+from escalade.store.auditchain import GENESIS, AuditHead, entry_hash
 from escalade.store.interface import (
     ESCALATION_CHANGES,
+    USER_CHANGES,
     ActionLedger,
     ActivityRepository,
     AlertKeyRepository,
+    ApiKeyRepository,
+    AuditRepository,
     ConcurrentUpdate,
     DeliveryRepository,
     EscalationRepository,
@@ -54,19 +58,24 @@ from escalade.store.interface import (
     TimelineRepository,
     TimerRepository,
     UnitOfWork,
+    UserRepository,
     content_hash,
 )
 from escalade.store.jsonvalues import dumps as _dumps
 from escalade.store.rows import (
+    ApiKeyRow,
+    AuditRow,
     DeliveryEvent,
     DeliveryRow,
     EscalationRow,
+    NewAuditEntry,
     OutboxMessage,
     OutboxState,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
     TimerState,
+    UserRow,
     evolve,
 )
 
@@ -194,6 +203,11 @@ class _Data:
     alert_keys: dict[str, int] = field(default_factory=dict)
     groups: dict[str, SortedList] = field(default_factory=dict)  # key -> (created_at, id)
     actions_done: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    users: dict[str, UserRow] = field(default_factory=dict)  # by e-mail
+    api_keys: dict[str, ApiKeyRow] = field(default_factory=dict)  # by name
+    api_key_by_hash: dict[str, str] = field(default_factory=dict)
+    audit: list[AuditRow] = field(default_factory=list)
+    audit_head: dict[int, AuditHead] = field(default_factory=dict)  # {1: head}
 
     def __post_init__(self) -> None:
         self.timers_free = _DueQueue(self._free_timer_due)
@@ -460,9 +474,16 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
         top_level: bool = False,
         limit: int = 100,
         offset: int = 0,
+        before_id: int | None = None,
+        teams: Collection[str] | None = None,
+        hidden_categories: Collection[str] = (),
+        unless_teams: Collection[str] = (),
+        priority: str | None = None,
     ) -> list[EscalationRow]:
         d = self._d
         wanted = None if states is None else {str(s) for s in states}
+        in_teams = None if teams is None else set(teams)
+        hidden, unless = set(hidden_categories), set(unless_teams)
         rows: Iterable[EscalationRow]
         if created_since is None:
             rows = d.escalations.values()
@@ -477,6 +498,10 @@ class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
                 and (parent_id is None or row.parent_id == parent_id)
                 and (category is None or row.category == category)
                 and (not top_level or row.parent_id is None)
+                and (before_id is None or row.id < before_id)
+                and (in_teams is None or row.team in in_teams)
+                and (priority is None or row.priority == priority)
+                and (row.category not in hidden or row.team in unless)
             ):
                 found.append(row)
         found.sort(key=lambda r: r.id, reverse=True)
@@ -980,6 +1005,149 @@ class MemoryActionLedger(_MemoryRepository, ActionLedger):
         return key in self._d.actions_done
 
 
+class MemoryUserRepository(_MemoryRepository, UserRepository):
+    def add(
+        self,
+        *,
+        email: str,
+        role: str,
+        teams: Sequence[str],
+        at: datetime,
+        password_hash: str | None = None,
+        person: str | None = None,
+    ) -> UserRow | None:
+        email = email.lower()
+        if email in self._d.users:
+            return None
+        row = UserRow(
+            id=self._d.next_id("users"),
+            email=email,
+            role=role,
+            teams=list(teams),
+            password_hash=password_hash,
+            person=person,
+            created_at=_utc(at),
+        )
+        self._tx.put(self._d.users, email, row)
+        return row
+
+    def get_by_email(self, email: str) -> UserRow | None:
+        return self._d.users.get(email.lower())
+
+    def list_all(self) -> list[UserRow]:
+        return sorted(self._d.users.values(), key=lambda r: r.id)
+
+    def update(self, email: str, **changes: Any) -> UserRow | None:
+        unknown = set(changes) - USER_CHANGES
+        if unknown:
+            raise ValueError(f"cannot change user field(s): {', '.join(sorted(unknown))}")
+        row = self.get_by_email(email)
+        if row is None:
+            return None
+        if "teams" in changes:
+            changes["teams"] = list(changes["teams"])
+        if changes.get("disabled_at") is not None:
+            changes["disabled_at"] = _utc(changes["disabled_at"])
+        new = evolve(row, **changes)
+        self._tx.put(self._d.users, row.email, new)
+        return new
+
+
+class MemoryApiKeyRepository(_MemoryRepository, ApiKeyRepository):
+    def add(
+        self,
+        *,
+        name: str,
+        secret_hash: str,
+        scopes: Sequence[str],
+        teams: Sequence[str],
+        created_by: str,
+        at: datetime,
+    ) -> ApiKeyRow | None:
+        d = self._d
+        if name in d.api_keys or secret_hash in d.api_key_by_hash:
+            return None
+        row = ApiKeyRow(
+            id=d.next_id("api_keys"),
+            name=name,
+            secret_hash=secret_hash,
+            scopes=list(scopes),
+            teams=list(teams),
+            created_by=created_by,
+            created_at=_utc(at),
+        )
+        self._tx.put(d.api_keys, name, row)
+        self._tx.put(d.api_key_by_hash, secret_hash, name)
+        return row
+
+    def get(self, name: str) -> ApiKeyRow | None:
+        return self._d.api_keys.get(name)
+
+    def by_hash(self, secret_hash: str) -> ApiKeyRow | None:
+        name = self._d.api_key_by_hash.get(secret_hash)
+        return None if name is None else self._d.api_keys[name]
+
+    def list_all(self) -> list[ApiKeyRow]:
+        return sorted(self._d.api_keys.values(), key=lambda r: r.id)
+
+    def revoke(self, name: str, *, at: datetime) -> ApiKeyRow | None:
+        row = self._d.api_keys.get(name)
+        if row is None or row.revoked_at is not None:
+            return row
+        new = evolve(row, revoked_at=_utc(at))
+        self._tx.put(self._d.api_keys, name, new)
+        return new
+
+    def touch(self, key_id: int, *, at: datetime) -> None:
+        for row in self._d.api_keys.values():
+            if row.id == key_id:
+                self._tx.put(self._d.api_keys, row.name, evolve(row, last_used_at=_utc(at)))
+                return
+
+
+class MemoryAuditRepository(_MemoryRepository, AuditRepository):
+    def append(self, entry: NewAuditEntry) -> AuditRow:
+        head = self._d.audit_head.get(1) or AuditHead(0, 0, GENESIS)
+        new_id = head.last_id + 1
+        stored = NewAuditEntry(
+            at=_utc(entry.at),
+            actor=entry.actor[:320],
+            actor_kind=entry.actor_kind,
+            action=entry.action,
+            target=entry.target[:300],
+            outcome=entry.outcome,
+            address=entry.address,
+            before=_json(entry.before),
+            after=_json(entry.after),
+            detail=entry.detail,
+        )
+        digest = entry_hash(new_id, stored, head.last_hash)
+        row = AuditRow(
+            id=new_id,
+            at=stored.at,
+            actor=stored.actor,
+            actor_kind=stored.actor_kind,
+            action=stored.action,
+            target=stored.target,
+            outcome=stored.outcome,
+            address=stored.address,
+            before=stored.before,
+            after=stored.after,
+            detail=stored.detail,
+            prev_hash=head.last_hash,
+            hash=digest,
+        )
+        self._tx.append(self._d.audit, row)
+        self._tx.put(self._d.audit_head, 1, AuditHead(head.count + 1, new_id, digest))
+        return row
+
+    def entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditRow]:
+        return [r for r in self._d.audit if r.id > after_id][:limit]
+
+    def head(self) -> AuditHead | None:
+        return self._d.audit_head.get(1)
+
+
 # --------------------------------------------------------------------------- unit of work
 
 
@@ -1000,6 +1168,9 @@ class MemoryUnitOfWork(UnitOfWork):
         self.actions = MemoryActionLedger(self._txn)
         self.locks = MemoryKeyLocks(self._txn)
         self.groups = MemoryGroupRepository(self._txn)
+        self.users = MemoryUserRepository(self._txn)
+        self.api_keys = MemoryApiKeyRepository(self._txn)
+        self.audit = MemoryAuditRepository(self._txn)
 
     def commit(self) -> None:
         self._txn.undo.clear()

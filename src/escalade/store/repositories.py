@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from typing import Any
@@ -37,17 +37,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from escalade.store import interface as iface
 from escalade.store import tables as t
+from escalade.store.auditchain import GENESIS, AuditHead, entry_hash
 from escalade.store.interface import ESCALATION_CHANGES, ConcurrentUpdate, NewTimer, content_hash
 from escalade.store.rows import (
+    ApiKeyRow,
+    AuditRow,
     DeliveryEvent,
     DeliveryRow,
     EscalationRow,
+    NewAuditEntry,
     OutboxMessage,
     OutboxState,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
     TimerState,
+    UserRow,
 )
 from escalade.store.types import UTCDateTime
 
@@ -227,6 +232,11 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
         top_level: bool = False,
         limit: int = 100,
         offset: int = 0,
+        before_id: int | None = None,
+        teams: Collection[str] | None = None,
+        hidden_categories: Collection[str] = (),
+        unless_teams: Collection[str] = (),
+        priority: str | None = None,
     ) -> list[EscalationRow]:
         """Newest first, filtered (``top_level``: not linked to a parent incident)."""
         c = t.escalations.c
@@ -243,6 +253,17 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
             q = q.where(c.created_at >= created_since)
         if top_level:
             q = q.where(c.parent_id.is_(None))
+        if before_id is not None:
+            q = q.where(c.id < before_id)
+        if teams is not None:
+            q = q.where(c.team.in_(list(teams)))
+        if priority is not None:
+            q = q.where(c.priority == priority)
+        if hidden_categories:
+            shown = or_(c.category.is_(None), c.category.not_in(list(hidden_categories)))
+            if unless_teams:
+                shown = or_(shown, c.team.in_(list(unless_teams)))
+            q = q.where(shown)
         return [_escalation(r) for r in self._conn.execute(q)]
 
     def count_by_state(self) -> dict[str, int]:
@@ -843,6 +864,167 @@ class SqlActionLedger(_Repository, iface.ActionLedger):
     def is_done(self, key: str) -> bool:
         q = select(t.actions_done.c.idempotency_key).where(t.actions_done.c.idempotency_key == key)
         return self._conn.execute(q).first() is not None
+
+
+# --------------------------------------------------------------------------- people and keys
+
+
+class SqlUserRepository(_Repository, iface.UserRepository):
+    def add(
+        self,
+        *,
+        email: str,
+        role: str,
+        teams: Sequence[str],
+        at: datetime,
+        password_hash: str | None = None,
+        person: str | None = None,
+    ) -> UserRow | None:
+        row = self._conn.execute(
+            self._insert(t.users)
+            .values(
+                email=email.lower(),
+                role=role,
+                teams=list(teams),
+                password_hash=password_hash,
+                person=person,
+                created_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(*t.users.c)
+        ).first()
+        return UserRow(**row._mapping) if row else None
+
+    def get_by_email(self, email: str) -> UserRow | None:
+        row = self._conn.execute(select(t.users).where(t.users.c.email == email.lower())).first()
+        return UserRow(**row._mapping) if row else None
+
+    def list_all(self) -> list[UserRow]:
+        q = select(t.users).order_by(t.users.c.id)
+        return [UserRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def update(self, email: str, **changes: Any) -> UserRow | None:
+        unknown = set(changes) - iface.USER_CHANGES
+        if unknown:
+            raise ValueError(f"cannot change user field(s): {', '.join(sorted(unknown))}")
+        if "teams" in changes:
+            changes["teams"] = list(changes["teams"])
+        row = self._conn.execute(
+            t.users.update()
+            .where(t.users.c.email == email.lower())
+            .values(**changes)
+            .returning(*t.users.c)
+        ).first()
+        return UserRow(**row._mapping) if row else None
+
+
+class SqlApiKeyRepository(_Repository, iface.ApiKeyRepository):
+    def add(
+        self,
+        *,
+        name: str,
+        secret_hash: str,
+        scopes: Sequence[str],
+        teams: Sequence[str],
+        created_by: str,
+        at: datetime,
+    ) -> ApiKeyRow | None:
+        row = self._conn.execute(
+            self._insert(t.api_keys)
+            .values(
+                name=name,
+                secret_hash=secret_hash,
+                scopes=list(scopes),
+                teams=list(teams),
+                created_by=created_by,
+                created_at=at,
+            )
+            .on_conflict_do_nothing()
+            .returning(*t.api_keys.c)
+        ).first()
+        return ApiKeyRow(**row._mapping) if row else None
+
+    def get(self, name: str) -> ApiKeyRow | None:
+        row = self._conn.execute(select(t.api_keys).where(t.api_keys.c.name == name)).first()
+        return ApiKeyRow(**row._mapping) if row else None
+
+    def by_hash(self, secret_hash: str) -> ApiKeyRow | None:
+        q = select(t.api_keys).where(t.api_keys.c.secret_hash == secret_hash)
+        row = self._conn.execute(q).first()
+        return ApiKeyRow(**row._mapping) if row else None
+
+    def list_all(self) -> list[ApiKeyRow]:
+        q = select(t.api_keys).order_by(t.api_keys.c.id)
+        return [ApiKeyRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def revoke(self, name: str, *, at: datetime) -> ApiKeyRow | None:
+        c = t.api_keys.c
+        self._conn.execute(
+            t.api_keys.update().where(c.name == name, c.revoked_at.is_(None)).values(revoked_at=at)
+        )
+        return self.get(name)
+
+    def touch(self, key_id: int, *, at: datetime) -> None:
+        self._conn.execute(
+            t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=at)
+        )
+
+
+class SqlAuditRepository(_Repository, iface.AuditRepository):
+    """Appends lock the head row (``FOR UPDATE`` on PostgreSQL; SQLite's unit of work
+    already holds the write lock), so writers take turns and the chain never forks."""
+
+    def append(self, entry: NewAuditEntry) -> AuditRow:
+        h = t.audit_head.c
+        head = self._conn.execute(
+            select(h.count, h.last_id, h.last_hash).where(h.id == 1).with_for_update()
+        ).first()
+        if head is None:
+            self._conn.execute(
+                self._insert(t.audit_head)
+                .values(id=1, count=0, last_id=0, last_hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            head = self._conn.execute(
+                select(h.count, h.last_id, h.last_hash).where(h.id == 1).with_for_update()
+            ).one()
+        count, last_id, prev = head
+        new_id = last_id + 1
+        digest = entry_hash(new_id, entry, prev)
+        values = {
+            "id": new_id,
+            "at": entry.at,
+            "actor": entry.actor[:320],
+            "actor_kind": entry.actor_kind,
+            "action": entry.action,
+            "target": entry.target[:300],
+            "outcome": entry.outcome,
+            "address": entry.address,
+            "before": entry.before,
+            "after": entry.after,
+            "detail": entry.detail,
+            "prev_hash": prev,
+            "hash": digest,
+        }
+        self._conn.execute(t.audit_log.insert().values(**values))
+        self._conn.execute(
+            t.audit_head.update()
+            .where(h.id == 1)
+            .values(count=count + 1, last_id=new_id, last_hash=digest)
+        )
+        # what was stored (times round-trip through the column types)
+        row = self._conn.execute(select(t.audit_log).where(t.audit_log.c.id == new_id)).one()
+        return AuditRow(**row._mapping)
+
+    def entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditRow]:
+        c = t.audit_log.c
+        q = select(t.audit_log).where(c.id > after_id).order_by(c.id).limit(limit)
+        return [AuditRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def head(self) -> AuditHead | None:
+        h = t.audit_head.c
+        row = self._conn.execute(select(h.count, h.last_id, h.last_hash).where(h.id == 1)).first()
+        return AuditHead(int(row[0]), int(row[1]), str(row[2])) if row else None
 
 
 # --------------------------------------------------------------------------- prepared

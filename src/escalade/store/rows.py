@@ -165,3 +165,73 @@ def _maker(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
     namespace: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
     exec("\n".join(lines), namespace)  # as dataclasses writes __init__; names are our fields
     return namespace["make"]
+
+
+# --------------------------------------------------------------------------- people and keys
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """Someone who signs in. ``role`` is one of Escalade's roles (admin, lead, responder,
+    viewer); ``teams`` the policy teams they belong to; ``person`` the policy person they
+    are, if any (their policy roles and team memberships count too)."""
+
+    id: int
+    email: str
+    role: str
+    teams: list[str]
+    password_hash: str | None
+    person: str | None
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """An API key. Only the SHA-256 of its secret is stored; ``teams`` empty means the key
+    is not limited to teams."""
+
+    id: int
+    name: str
+    secret_hash: str
+    scopes: list[str]
+    teams: list[str]
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One entry of the audit log: who did (or tried) what, when, from where, with the
+    value before and after. ``prev_hash`` chains it to the entry before; ``hash`` covers
+    its own content and ``prev_hash`` (``escalade.store.auditchain``)."""
+
+    id: int
+    at: datetime
+    actor: str
+    actor_kind: str
+    action: str
+    target: str
+    outcome: str
+    address: str | None
+    before: Any
+    after: Any
+    detail: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuditEntry:
+    at: datetime
+    actor: str
+    actor_kind: str
+    action: str
+    target: str = ""
+    outcome: str = "ok"
+    address: str | None = None
+    before: Any = None
+    after: Any = None
+    detail: str | None = None

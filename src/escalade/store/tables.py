@@ -205,3 +205,64 @@ deliveries = Table(
     Column("retry_at", UTCDateTime, nullable=True),
     Index(None, "escalation_id", "id"),
 )
+
+# --------------------------------------------------------------------------- people, keys, audit
+# (migration 0003_auth)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("role", String(40), nullable=False),
+    Column("teams", JSONType, nullable=False),
+    Column("password_hash", Text, nullable=True),
+    Column("person", String(80), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSONType, nullable=False),
+    Column("teams", JSONType, nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("action", String(120), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("address", String(80), nullable=True),
+    Column("before", JSONType, nullable=True),
+    Column("after", JSONType, nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "at"),
+)
+
+# One row (id 1): how many audit entries were written and the last hash. Appending locks
+# it, so concurrent writers take turns and the chain never forks; and removing the last
+# entries is detected.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)

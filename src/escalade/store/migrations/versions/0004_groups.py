@@ -3,7 +3,7 @@ to a new one reads only those (issue 15). Open escalations are filed under every
 key a related-issue threshold can use.
 
 Revision ID: 0004_groups
-Revises: 0002_delivery
+Revises: 0003_auth
 Create Date: 2026-12-03
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from escalade.store.types import JSONType, UTCDateTime
 
 revision = "0004_groups"
-down_revision = "0002_delivery"
+down_revision = "0003_auth"
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from escalade.durations import format_duration
 from escalade.escalation.notify import Message, manager_of, resolve, style_channel
+from escalade.escalation.triggers import InFlight
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Channel, NotificationRule, Policy, Recipient
 from escalade.routing.models import Decision
@@ -18,31 +19,20 @@ from escalade.routing.models import Decision
 Overrides = Mapping[str, Sequence[Override]]
 
 
-class Escalation(Protocol):
-    """What message templates read of an escalation (a stored row satisfies it)."""
+class Escalation(InFlight, Protocol):
+    """What message templates read of an escalation (a stored row satisfies it): what
+    trigger conditions read, and its ref, state, team, level, owner and creation time."""
 
     @property
     def ref(self) -> str: ...
     @property
-    def subject(self) -> str: ...
-    @property
     def state(self) -> str: ...
-    @property
-    def category(self) -> str | None: ...
     @property
     def team(self) -> str | None: ...
     @property
     def level(self) -> str | None: ...
     @property
-    def priority(self) -> str | None: ...
-    @property
     def owner(self) -> str | None: ...
-    @property
-    def snapshot(self) -> dict[str, Any]: ...
-    @property
-    def customer(self) -> dict[str, Any]: ...
-    @property
-    def package(self) -> dict[str, Any]: ...
     @property
     def created_at(self) -> datetime: ...
 

@@ -557,27 +557,18 @@ class Router:
         if m.score < spec.min_similarity or lead < spec.margin:
             # no priority is usual (the default or none follows): not worth a line of its own
             return False
-        st.guesses.append(
-            TriageGuess.model_validate(
-                dict(
-                    field="priority",
-                    model="policy examples",
-                    label=m.key,
-                    probability=round(m.score, 4),
-                    runner_up=m.runner_up.key if m.runner_up else None,
-                    runner_up_probability=(
-                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
-                    ),
-                    top_words=list(m.top_words),
-                    accepted=True,
-                    reference=m.reference.text,
-                    reference_kind=m.reference.source,
-                )
-            )
-        )
+        st.guesses.append(_example_guess("priority", m, accepted=True))
         st.priority = self.policy.get_priority(m.key)
         st.reasons.append(_similar_reason(m))
         return True
+
+    def _nearest_to(self, text: str) -> SimilarityMatch | None:
+        """The closest category or team by the policy's own words (the batch's answer
+        when ``predict_batch`` computed it)."""
+        if text in self._nearest:
+            return self._nearest[text]
+        assert self._similarity is not None
+        return self._similarity.nearest(text)
 
     def _outweighs_phrase(
         self, inp: EscalationInput, st: _State, cat: Category, hits: list[str]
@@ -590,7 +581,7 @@ class Router:
         if self._similarity is None or spec.overrule_phrase is None or len(hits) != 1:
             return False
         text = inp.text
-        m = self._nearest[text] if text in self._nearest else self._similarity.nearest(text)
+        m = self._nearest_to(text)
         if m is None or m.kind != "category" or m.score < spec.overrule_phrase:
             return False
         if self._team_of("category", m.key) == self._team_of("category", cat.id):
@@ -610,7 +601,7 @@ class Router:
             return False
         spec = self.policy.routing.similarity
         text = inp.text
-        m = self._nearest[text] if text in self._nearest else index.nearest(text)
+        m = self._nearest_to(text)
         if m is None:
             return False
         team = self._team_of(m.kind, m.key)
@@ -619,24 +610,7 @@ class Router:
         )
         lead = m.score - (m.runner_up_score or 0.0) if runner_team != team else 1.0
         accepted = m.score >= spec.min_similarity and lead >= spec.margin
-        st.guesses.append(
-            TriageGuess.model_validate(
-                dict(
-                    field=m.kind,
-                    model="policy examples",
-                    label=m.key,
-                    probability=round(m.score, 4),
-                    runner_up=m.runner_up.key if m.runner_up else None,
-                    runner_up_probability=(
-                        round(m.runner_up_score, 4) if m.runner_up_score is not None else None
-                    ),
-                    top_words=list(m.top_words),
-                    accepted=accepted,
-                    reference=m.reference.text,
-                    reference_kind=m.reference.source,
-                )
-            )
-        )
+        st.guesses.append(_example_guess(m.kind, m, accepted=accepted))
         if not accepted:
             # not a decision: the decision's ``triage`` list (and ``route --explain``) shows
             # what came closest, the reasons stay those of the steps that decided
@@ -964,3 +938,24 @@ def route_many(
     classifiers: Mapping[str, Predictor] | None = None,
 ) -> list[Decision]:
     return Router(policy, classifiers).route_many(inputs, now)
+
+
+def _example_guess(field: str, m: SimilarityMatch, *, accepted: bool) -> TriageGuess:
+    """What the policy's own words said, as a triage guess: the label, the example it was
+    closest to, the runner-up and the words that weighed most."""
+    return TriageGuess.model_validate(
+        dict(
+            field=field,
+            model="policy examples",
+            label=m.key,
+            probability=round(m.score, 4),
+            runner_up=m.runner_up.key if m.runner_up else None,
+            runner_up_probability=(
+                round(m.runner_up_score, 4) if m.runner_up_score is not None else None
+            ),
+            top_words=list(m.top_words),
+            accepted=accepted,
+            reference=m.reference.text,
+            reference_kind=m.reference.source,
+        )
+    )

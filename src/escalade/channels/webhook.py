@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from escalade.channels.base import content, post
+from escalade.clock import Clock, SystemClock
 from escalade.store import OutboxMessage
 
 TIMESTAMP_HEADER = "Escalade-Timestamp"
@@ -44,15 +44,16 @@ def verify(
     timestamp: str,
     body: bytes,
     signature_header: str,
-    now: float | None = None,
+    now: datetime | None = None,
     tolerance: float = TOLERANCE_SECONDS,
 ) -> bool:
-    """A receiver's check: the signature fits the body and the timestamp is recent."""
+    """A receiver's check: the signature fits the body and the timestamp is recent
+    (``now`` defaults to the wall clock)."""
     try:
         sent = float(timestamp)
     except ValueError:
         return False
-    current = time.time() if now is None else now
+    current = (now or SystemClock().now()).timestamp()
     if abs(current - sent) > tolerance:
         return False
     expected = signature(secret, timestamp, body)
@@ -87,16 +88,16 @@ class WebhookChannel:
         url: str,
         secret: str,
         timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url
         self.secret = secret
-        self.clock = clock
+        self.clock = clock or SystemClock()
         self.client = httpx.Client(timeout=timeout)
 
     def send(self, message: OutboxMessage) -> None:
         body = json.dumps(document(message), separators=(",", ":")).encode()
-        timestamp = str(int(self.clock()))
+        timestamp = str(int(self.clock.now().timestamp()))
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": message.key,

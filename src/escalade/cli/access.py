@@ -1,5 +1,5 @@
 """``escalade users``, ``escalade keys`` and ``escalade audit``: provisioning from scripts
-(``spec/admin.md``) and checking the audit log. Each applies pending migrations first and
+(docs/contracts.md) and checking the audit log. Each applies pending migrations first and
 uses the same database settings as ``escalade serve``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``escalade route``: routing decisions for scripts (spec/route.md)."""
+"""``escalade route``: routing decisions for scripts (docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def route_command(
     explain_flag: bool = typer.Option(False, "--explain", help="Print for a person, not JSON"),
     allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
-    """Route escalation inputs with a policy and print the decisions (spec/route.md)."""
+    """Route escalation inputs with a policy and print the decisions (docs/contracts.md)."""
     router = router_or_exit(policy, allow_includes_outside=allow_includes_outside)
     with batch_gc():  # a batch builds up many objects: see escalade.batching
         failed, total = _route_all(router, input_path, explain_flag)

@@ -1,4 +1,4 @@
-"""``escalade simulate``: dry-run a policy against a scenario (spec/simulate.md)."""
+"""``escalade simulate``: dry-run a policy against a scenario (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class Action(StrEnum):
 
 
 class EscalateCause(StrEnum):
-    """Why an escalation moved up (spec/simulate.md ``cause``)."""
+    """Why an escalation moved up (docs/contracts.md ``cause``)."""
 
     sla_breach = "sla_breach"
     no_ack = "no_ack"

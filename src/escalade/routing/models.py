@@ -1,7 +1,7 @@
 """What routing reads and what it decides.
 
 ``EscalationInput`` is the escalation package as it arrives (API, CLI, scenario): the keys of
-``spec/route.md`` plus the seed 001 package parts (ticket, history, technical context).
+docs/contracts.md plus the seed 001 package parts (ticket, history, technical context).
 ``Decision`` is the explained outcome: category, team, level, priority, handling, missing
 required information, and the ordered reasons.
 """

@@ -1,6 +1,6 @@
 """On-call hand-offs: at each rotation boundary of a schedule, the escalations still open
 for its teams pass from the person going off call to the one coming on (seed 000: "on-call
-handoff procedures"). Recorded as ``oncall.handoff`` (spec/simulate.md): schedule, from,
+handoff procedures"). Recorded as ``oncall.handoff`` (docs/contracts.md): schedule, from,
 to and the refs still open.
 
 A hand-off is a durable timer like any other, scheduled when a policy is applied and

@@ -43,7 +43,7 @@ def _iso(t: datetime) -> str:
 def run_scenario(
     scenario: Scenario, router: Router, *, store: str = "memory"
 ) -> list[dict[str, Any]]:
-    """Everything that happened, as spec/simulate.md output objects, in time order.
+    """Everything that happened, as docs/contracts.md output objects, in time order.
 
     ``store`` is the throw-away database: ``memory`` (the default, the store's repositories
     over Python structures) or ``sqlite`` (an in-memory SQLite database through the same

@@ -1,4 +1,4 @@
-"""Scenario files for ``escalade simulate`` (spec/simulate.md), parsed and checked at the edge.
+"""Scenario files for ``escalade simulate`` (docs/contracts.md), parsed and checked at the edge.
 
 Every problem is reported with the file, line and column; unknown event kinds and unknown
 refs are errors, never ignored.
@@ -29,7 +29,7 @@ class _Event(BaseModel):
 
 
 class Create(EscalationInput):
-    """An escalation comes in (the keys of spec/route.md plus ``ref``)."""
+    """An escalation comes in (the keys of docs/contracts.md plus ``ref``)."""
 
     ref: str = Field(min_length=1)
 

@@ -137,3 +137,43 @@ def test_the_cli_flag_allows_includes_outside(tmp_path: Path) -> None:
     )
     assert routed.returncode == 0, routed.stderr
     assert '"team":"ops"' in routed.stdout
+
+
+# Scenario files for `escalade simulate` are read under the same rules.
+
+
+def test_simulate_refuses_a_device_as_scenario_and_fails_fast(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = escalade("simulate", "/dev/zero", cwd=tmp_path)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1 and result.stdout == ""
+    assert "/dev/zero:1:1: is not a regular file (it is a character device): a scenario" in (
+        result.stderr
+    )
+
+
+def test_a_fifo_scenario_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    from escalade.simulate.scenario import ScenarioInvalid, load_scenario
+
+    fifo = tmp_path / "day.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioInvalid) as err:
+        load_scenario(fifo)
+    assert [str(p) for p in err.value.problems] == [
+        f"{fifo}:1:1: is not a regular file (it is a FIFO): a scenario is read only from a "
+        "regular file"
+    ]
+
+
+def test_a_scenario_larger_than_the_limit_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escalade.simulate import scenario as module
+
+    monkeypatch.setattr(module, "MAX_SCENARIO_BYTES", 100)
+    path = write(tmp_path, "big.yaml", "start: 2026-01-01T00:00:00Z\nuntil: 1h\n" + "#" * 200)
+    with pytest.raises(module.ScenarioInvalid) as err:
+        module.load_scenario(path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}:1:1: the file is larger than 100 bytes, the most a scenario file may be"
+    ]

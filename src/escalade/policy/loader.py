@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,14 +369,46 @@ class ReadLimits:
 
 
 def _read_bytes(path: Path, display: str, limits: ReadLimits) -> bytes:
-    """The bytes of a regular file of bounded size; never a device, FIFO or socket."""
+    """The bytes of one policy file, counted against the policy's read limits."""
+    limits.files += 1
+    if limits.files > MAX_POLICY_FILES:
+        raise PolicyFileError(
+            [
+                Problem(
+                    Position(display, 1, 1),
+                    f"a policy may read at most {MAX_POLICY_FILES} files with its includes",
+                )
+            ]
+        )
+    allowed = min(MAX_POLICY_FILE_BYTES, MAX_POLICY_TOTAL_BYTES - limits.total_bytes)
+    data = read_regular_file(
+        path, display, allowed, what="a policy", too_big=lambda size: _too_big(size, limits)
+    )
+    limits.total_bytes += len(data)
+    return data
+
+
+def read_regular_file(
+    path: Path,
+    display: str,
+    max_bytes: int,
+    *,
+    what: str,
+    too_big: Callable[[int], str] | None = None,
+) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; never a device, FIFO or socket.
+
+    ``what`` names the kind of file in the message ("a policy", "a scenario"); ``too_big``
+    words the message for a file over the limit. Problems raise ``PolicyFileError``."""
 
     def problem(message: str) -> PolicyFileError:
         return PolicyFileError([Problem(Position(display, 1, 1), message)])
 
-    limits.files += 1
-    if limits.files > MAX_POLICY_FILES:
-        raise problem(f"a policy may read at most {MAX_POLICY_FILES} files with its includes")
+    def over(size: int) -> PolicyFileError:
+        if too_big is not None:
+            return problem(too_big(size))
+        return problem(f"the file is larger than {max_bytes} bytes, the most {what} file may be")
+
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -391,24 +424,22 @@ def _read_bytes(path: Path, display: str, limits: ReadLimits) -> bytes:
             raise problem("is a folder, not a file")
         if not stat.S_ISREG(info.st_mode):
             raise problem(
-                f"is not a regular file (it is {_file_kind(info.st_mode)}): a policy is read "
+                f"is not a regular file (it is {_file_kind(info.st_mode)}): {what} is read "
                 "only from a regular file"
             )
-        allowed = min(MAX_POLICY_FILE_BYTES, MAX_POLICY_TOTAL_BYTES - limits.total_bytes)
-        if info.st_size > allowed:
-            raise problem(_too_big(info.st_size, limits))
+        if info.st_size > max_bytes:
+            raise over(info.st_size)
         chunks = []
         size = 0
         while chunk := os.read(fd, 65536):
             size += len(chunk)
-            if size > allowed:  # it grew while we read
-                raise problem(_too_big(size, limits))
+            if size > max_bytes:  # it grew while we read
+                raise over(size)
             chunks.append(chunk)
     except OSError as exc:
         raise problem(f"cannot read: {exc.strerror}") from None
     finally:
         os.close(fd)
-    limits.total_bytes += size
     return b"".join(chunks)
 
 

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from escalade.durations import DurationError, parse_duration
 from escalade.errors import EscaladeError
-from escalade.policy.loader import Document, PolicyFileError, Position, Problem, document_from_text
+from escalade.policy.loader import (
+    Document,
+    PolicyFileError,
+    Position,
+    Problem,
+    document_from_text,
+    read_regular_file,
+)
 from escalade.routing.models import EscalationInput
 
 
@@ -267,13 +274,15 @@ def _check_refs(events: list[Event]) -> list[Problem]:
     return problems
 
 
+# The most a scenario file may be: a simulated day of 10,000 escalations is about 3 MB.
+MAX_SCENARIO_BYTES = 16_000_000
+
+
 def load_scenario(path: Path) -> Scenario:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioInvalid(
-            [Problem(Position(str(path), 1, 1), f"cannot read: {exc.strerror}")]
-        ) from None
+        raw = read_regular_file(path, str(path), MAX_SCENARIO_BYTES, what="a scenario")
+    except PolicyFileError as exc:
+        raise ScenarioInvalid(exc.problems) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

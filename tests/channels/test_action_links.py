@@ -201,6 +201,20 @@ def test_an_interactive_slack_button_acts_as_the_user_who_clicked(tmp_path: Path
     }
     forged = _slack_post(client, "wrong-secret", click, time.time())
     assert forged.status_code == 401
+    # the one error shape of the API, naming where the problem is
+    assert forged.json() == {
+        "detail": [
+            {
+                "loc": ["header", "X-Slack-Signature"],
+                "field": "X-Slack-Signature",
+                "msg": "the request is not signed by Slack with this signing secret",
+                "type": "unauthenticated",
+            }
+        ]
+    }
+    not_ours = _slack_post(client, "slack-secret", {"type": "block_actions"}, time.time())
+    assert not_ours.status_code == 400
+    assert not_ours.json()["detail"][0]["loc"] == ["body", "payload"]
     stale = _slack_post(client, "slack-secret", click, time.time() - 600)
     assert stale.status_code == 401
     assert _state(service) == ("open", None)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from escalade.api.errors import NOT_FOUND, PROTECTED, Hidden
+from escalade.api.errors import NOT_FOUND, PROTECTED, ApiError, Hidden
 from escalade.api.escalations import Sight
 from escalade.api.security import Gate
 from escalade.auth.scopes import Principal, Scope
@@ -208,8 +208,11 @@ def slack_actions_router(
         signature = request.headers.get("X-Slack-Signature", "")
         now = service.clock.now().timestamp()
         if not slack_signature_ok(signing_secret, stamp, body, signature, now):
-            return JSONResponse(
-                {"detail": "the request is not signed by Slack with this signing secret"}, 401
+            raise ApiError(
+                401,
+                "the request is not signed by Slack with this signing secret",
+                "unauthenticated",
+                loc=("header", "X-Slack-Signature"),
             )
         try:
             payload = json.loads(parse_qs(body.decode())["payload"][0])
@@ -221,7 +224,9 @@ def slack_actions_router(
                 if str(a.get("action_id", "")).startswith("escalade-") and a.get("value")
             )
         except (KeyError, ValueError, StopIteration, TypeError, AttributeError):
-            return JSONResponse({"detail": "not an Escalade button"}, 400)
+            raise ApiError(
+                400, "not an Escalade button", "invalid", loc=("body", "payload")
+            ) from None
         status, _title, text = await run_in_threadpool(
             take_action, service, links, token, request, "SLACK", by, wake
         )

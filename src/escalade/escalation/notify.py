@@ -93,7 +93,29 @@ def resolve(
         return [(customer_email, "customer")] if customer_email else []
     if who.manager:
         return manager_of(policy, team)
+    if who.everyone:
+        return everyone(policy)
+    if who.status_page:
+        page = policy.status_page
+        return [(page.address, "status page")] if page else [("status_page", "no status page")]
     return []
+
+
+ALL_HANDS = "all hands"  # the 'via' of every all-hands message
+
+
+def everyone(policy: Policy) -> list[tuple[str, str]]:
+    """All hands: every person of every team, once each (a team without members by its
+    own address, so nobody is left out)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for t in policy.teams:
+        people = [m.person for m in t.members] or [f"team:{t.id}"]
+        for who in people:
+            if who not in seen:
+                seen.add(who)
+                out.append((who, f"{ALL_HANDS}:{t.id}"))
+    return out
 
 
 def _team_leads(policy: Policy, team: str) -> list[str]:

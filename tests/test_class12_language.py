@@ -111,3 +111,18 @@ def test_bad_class12_keys_are_named(change: tuple[str, str], message: str) -> No
     with pytest.raises(PolicyInvalid) as err:
         policy_from_text(POLICY.replace(old, new))
     assert message in str(err.value)
+
+
+def test_a_rule_that_silences_customers_holds_the_status_page_too() -> None:
+    from escalade.escalation.notify import apply_handling
+
+    p = policy_from_text(
+        POLICY + "handling:\n  - {id: hush, kind: no_customer_reply}\n"
+        "  - {id: plain, kind: never_in_chat}\n"
+    )
+    post = Message("webhook", "https://status.example/api", "status_page", "sp")
+    internal = Message("email", "bo", "internal", None)
+    allowed, held = apply_handling(p, ["hush"], [post, internal])
+    assert allowed == [internal]
+    assert [(h.message, h.rule) for h in held] == [(post, "hush")]
+    assert apply_handling(p, ["plain"], [post])[0] == [post]  # other rules leave it alone

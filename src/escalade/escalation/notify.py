@@ -3,7 +3,8 @@
 Recipients in policies name people, roles, teams, on-call schedules, the owning team, its
 manager or the customer; here they become concrete addresses. Handling rules act here too:
 ``never_in_chat`` moves a chat message to email; ``no_customer_reply`` /
-``no_customer_alert`` / ``do_not_engage`` hold every customer message back.
+``no_customer_alert`` / ``do_not_engage`` hold every customer message back, and every
+status-page post (the status page speaks to all customers).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ CUSTOMER_SILENCE = {
     HandlingKind.no_customer_alert,
     HandlingKind.do_not_engage,
 }
+
+
+_PUBLIC = (Audience.customer, Audience.status_page)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ def apply_handling(
     for m in messages:
         blocked = False
         for rule in rules:
-            if m.audience == Audience.customer and rule.kind in CUSTOMER_SILENCE:
+            # the public status page is silent too: it speaks to every customer at once
+            if m.audience in _PUBLIC and rule.kind in CUSTOMER_SILENCE:
                 held.append(Held(m, rule.id, rule.description or f"{rule.kind.value}"))
                 blocked = True
                 break

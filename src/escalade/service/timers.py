@@ -321,7 +321,8 @@ def update_due(
         return
     audience = timer.payload["audience"]
     data = {"what": f"{audience} update", "to": esc.owner or f"team:{esc.team}"}
-    _remind(fx, policy, esc, timer, at, data, audience in ("customer", "external"))
+    public = audience in ("customer", "external", Audience.status_page.value)
+    _remind(fx, policy, esc, timer, at, data, public)
     page = policy.status_page
     if audience == Audience.status_page.value and page is not None:
         # the status page itself is updated at its cadence, not only the owner reminded

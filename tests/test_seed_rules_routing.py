@@ -243,3 +243,49 @@ def test_000_revenue_impact_sets_the_severity(revenue: float, priority: str) -> 
         impact={"revenue_per_hour": revenue},
     )
     assert d.priority == priority, d.reasons
+
+
+# (row, team, priority, acknowledgement, investigation (target, maximum), resolution
+#  (target, maximum), communication cadence): seed 004's three team SLA tables
+TEAM_SLAS = [
+    ("004-24", "engineering", "P1", "2h", ("4h", None), ("1d", "3d"), "1d"),
+    ("004-25", "engineering", "P2", "4h", ("1d", None), ("1w", "2w"), "1w"),
+    ("004-39", "trust_safety", "P0", "1h", ("2h", "4h"), ("24h", None), "1d"),
+    ("004-40", "trust_safety", "P1", "4h", ("1d", None), ("2d", "3d"), "2d"),
+    ("004-41", "trust_safety", "P2", "24h", ("2d", "3d"), ("5d", "7d"), "1w"),
+    ("004-54", "csm", "P2", "4h", ("1d", None), ("2d", "3d"), "1d"),
+    ("004-55", "csm", "P3", "24h", ("2d", "3d"), ("5d", "7d"), "2d"),
+]
+
+
+@pytest.mark.parametrize(
+    ("row", "team", "priority", "ack", "investigation", "resolution", "every"),
+    TEAM_SLAS,
+    ids=[r[0] for r in TEAM_SLAS],
+)
+def test_004_team_sla_tables_set_the_clocks(
+    row: str,
+    team: str,
+    priority: str,
+    ack: str,
+    investigation: tuple[str, str | None],
+    resolution: tuple[str, str | None],
+    every: str,
+) -> None:
+    """The clocks an escalation of that team and priority gets (what ``create`` arms)."""
+    from escalade.durations import parse_duration
+    from escalade.sla.clocks import ClockName, sla_targets
+
+    def span(pair: tuple[str, str | None]) -> tuple[object, object]:
+        return parse_duration(pair[0]), parse_duration(pair[1]) if pair[1] else None
+
+    t = sla_targets(
+        load_policy(POLICIES / HOUSEHOLD), category_id=None, team_id=team, priority_id=priority
+    )
+    assert t[ClockName.acknowledgement].target == parse_duration(ack)
+    got_inv = t[ClockName.investigation]
+    assert (got_inv.target, got_inv.maximum) == span(investigation)
+    got_res = t[ClockName.resolution]
+    assert (got_res.target, got_res.maximum) == span(resolution)
+    assert t[ClockName.update].target == parse_duration(every)
+    assert t[ClockName.acknowledgement].source == f"sla row {team}×{priority}"

@@ -289,3 +289,59 @@ def test_004_team_sla_tables_set_the_clocks(
     assert (got_res.target, got_res.maximum) == span(resolution)
     assert t[ClockName.update].target == parse_duration(every)
     assert t[ClockName.acknowledgement].source == f"sla row {team}×{priority}"
+
+
+def _targets(policy: str, clock: str, **kw: Any) -> tuple[object, object, str]:
+    from escalade.sla.clocks import ClockName, sla_targets
+
+    t = sla_targets(load_policy(POLICIES / policy), category_id=None, **kw)[ClockName(clock)]
+    return t.target, t.maximum, t.source
+
+
+@pytest.mark.parametrize(
+    ("row", "team", "response", "level"),
+    [
+        ("000-1", "frontline", "4h", "Frontline"),
+        ("000-2", "specialists", "2h", "Specialist"),
+        ("000-3", "engineering", "1h", "Engineering"),
+        ("000-4", "management", "30m", "Management"),
+        ("000-5", "executive", "15m", "Executive"),
+    ],
+)
+def test_000_a_level_response_is_the_response_clock_of_its_team(
+    row: str, team: str, response: str, level: str
+) -> None:
+    """Seed 000's severities set no response time, so an escalation's response clock is its
+    team's level ("L1 Front-line support: 4 hours" …), from creation on."""
+    from escalade.durations import parse_duration
+
+    target, _, source = _targets(PLATFORM, "response", team_id=team, priority_id="SEV-4")
+    assert (target, source) == (parse_duration(response), f"level {level}")
+
+
+@pytest.mark.parametrize(
+    ("row", "urgency", "response"),
+    [("003-26", "critical", "15m"), ("003-32", "high", "30m"), ("003-37", "low", "24h")],
+)
+def test_003_urgency_is_the_response_clock(row: str, urgency: str, response: str) -> None:
+    from escalade.durations import parse_duration
+
+    target, _, source = _targets(
+        HELPDESK, "response", team_id="senior_support", priority_id=urgency
+    )
+    assert (target, source) == (parse_duration(response), f"priority {urgency}")
+
+
+@pytest.mark.parametrize(
+    ("row", "severity", "target", "maximum"),
+    [("002-90", "P1", "4h", "8h"), ("002-91", "P2", "24h", "48h"), ("002-92", "P3", "72h", "1w")],
+)
+def test_002_severity_is_the_resolution_clock(
+    row: str, severity: str, target: str, maximum: str
+) -> None:
+    """Without a category SLA (e.g. a ticket no issue type matched), the resolution clock
+    is the severity's target and maximum."""
+    from escalade.durations import parse_duration
+
+    got = _targets("marketplace-matrix.yaml", "resolution", team_id="tier1", priority_id=severity)
+    assert got == (parse_duration(target), parse_duration(maximum), f"priority {severity}")

@@ -45,13 +45,21 @@ def policy_check(
     files: list[Path] = typer.Argument(..., help="Policy files to check"),
     allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
-    """Check policy files; list every problem as FILE:LINE:COL: message."""
+    """Check policy files; list every problem as FILE:LINE:COL: message (and, on stderr,
+    every rule that can never act as FILE:LINE:COL: warning: message; these do not fail)."""
     from escalade.loading import check_files
+    from escalade.policy.validate import warn_files
 
     count = 0
     for problem in check_files(files, allow_includes_outside=allow_includes_outside):
         typer.echo(str(problem))
         count += 1
+    warned = 0
+    for warning in warn_files(files, allow_includes_outside=allow_includes_outside):
+        typer.echo(str(warning), err=True)
+        warned += 1
+    if warned:
+        typer.echo(f"{warned} warning{'s' if warned != 1 else ''}", err=True)
     if count:
         typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ The service hands the planned messages to ``notify.apply_handling`` and then to 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -162,6 +163,12 @@ def recipient_messages(
     ]
 
 
+def with_ref(messages: Sequence[Message], ref: str) -> list[Message]:
+    """Put the escalation's ref where an address says ``{ref}`` (``#war-room-{ref}``: one
+    incident channel per escalation)."""
+    return [replace(m, to=m.to.replace("{ref}", ref)) if "{ref}" in m.to else m for m in messages]
+
+
 def manager_messages(policy: Policy, team_id: str | None, why: str) -> list[Message]:
     """The owning team's manager, else its leads (``manager_of``); nobody invented."""
     targets = [t for t in manager_of(policy, team_id) if t[1] != "no manager in policy"]
@@ -183,6 +190,17 @@ def _rule_applies(rule: NotificationRule, decision: Decision) -> bool:
         if when.priority and decision.priority not in when.priority:
             return False
     return True
+
+
+def _tells_team(rule: NotificationRule) -> bool:
+    """Whether a rule is the owning team's own notice (then the team is not told again by
+    the priority's style): not one to the customer, the status page, all hands, or an
+    incident channel of its own ('{ref}' in the address)."""
+    if rule.audience in (Audience.customer, Audience.status_page):
+        return False
+    if rule.to.customer or rule.to.status_page or rule.to.everyone:
+        return False
+    return not (rule.address and "{ref}" in rule.address)
 
 
 def created_messages(
@@ -230,7 +248,7 @@ def created_messages(
                     data=data,
                 )
             )
-        if rule.audience is not Audience.customer and not rule.to.customer:
+        if _tells_team(rule):
             covered.update(rule.teams or [decision.team])
     style = priority_style(policy, decision.priority)
     for team in [decision.team, *decision.also]:

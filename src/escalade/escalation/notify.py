@@ -3,7 +3,8 @@
 Recipients in policies name people, roles, teams, on-call schedules, the owning team, its
 manager or the customer; here they become concrete addresses. Handling rules act here too:
 ``never_in_chat`` moves a chat message to email; ``no_customer_reply`` /
-``no_customer_alert`` / ``do_not_engage`` hold every customer message back.
+``no_customer_alert`` / ``do_not_engage`` hold every customer message back, and every
+status-page post (the status page speaks to all customers).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ CUSTOMER_SILENCE = {
     HandlingKind.no_customer_alert,
     HandlingKind.do_not_engage,
 }
+
+
+_PUBLIC = (Audience.customer, Audience.status_page)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,29 @@ def resolve(
         return [(customer_email, "customer")] if customer_email else []
     if who.manager:
         return manager_of(policy, team)
+    if who.everyone:
+        return everyone(policy)
+    if who.status_page:
+        page = policy.status_page
+        return [(page.address, "status page")] if page else [("status_page", "no status page")]
     return []
+
+
+ALL_HANDS = "all hands"  # the 'via' of every all-hands message
+
+
+def everyone(policy: Policy) -> list[tuple[str, str]]:
+    """All hands: every person of every team, once each (a team without members by its
+    own address, so nobody is left out)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for t in policy.teams:
+        people = [m.person for m in t.members] or [f"team:{t.id}"]
+        for who in people:
+            if who not in seen:
+                seen.add(who)
+                out.append((who, f"{ALL_HANDS}:{t.id}"))
+    return out
 
 
 def _team_leads(policy: Policy, team: str) -> list[str]:
@@ -159,7 +185,8 @@ def apply_handling(
     for m in messages:
         blocked = False
         for rule in rules:
-            if m.audience == Audience.customer and rule.kind in CUSTOMER_SILENCE:
+            # the public status page is silent too: it speaks to every customer at once
+            if m.audience in _PUBLIC and rule.kind in CUSTOMER_SILENCE:
                 held.append(Held(m, rule.id, rule.description or f"{rule.kind.value}"))
                 blocked = True
                 break

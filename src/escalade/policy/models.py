@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -81,6 +82,7 @@ class Audience(StrEnum):
     customer = "customer"
     stakeholder = "stakeholder"
     executive = "executive"
+    status_page = "status_page"  # the public status page (seeds 000, 002, 003)
 
 
 class NotifyStyle(StrEnum):
@@ -275,12 +277,18 @@ class Level(Model):
         description="Time box: not resolved at this level within this long (business time) "
         "→ escalate to the next rung (seed 003: 'can't resolve in 30 minutes')",
     )
+    response_direct: Duration | None = Field(
+        None,
+        description="Response target of this level when an escalation starts here (the "
+        "customer came to it directly), where 'response' is the target once escalated "
+        "to it (seed 002 Tier 2: '30 minutes (escalated), 4 hours (direct)')",
+    )
 
-    @field_validator("resolve_within")
+    @field_validator("resolve_within", "response_direct")
     @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
+    def _positive(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
         if value is not None and value <= timedelta(0):
-            raise ValueError("resolve_within must be longer than zero")
+            raise ValueError(f"{info.field_name} must be longer than zero")
         return value
 
 
@@ -690,6 +698,12 @@ class Recipient(Model):
     owner: bool | None = Field(None, description="The escalation's current owning team")
     customer: bool | None = None
     manager: bool | None = Field(None, description="The owning team's manager")
+    everyone: bool | None = Field(
+        None, description="All hands: every person of every team (seeds 000, 002)"
+    )
+    status_page: bool | None = Field(
+        None, description="The policy's status page (top-level 'status_page')"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipient:
@@ -697,7 +711,7 @@ class Recipient(Model):
         if len(given) != 1:
             raise ValueError(
                 "a target names exactly one of person, role, team, schedule, queue, owner, "
-                "customer, manager"
+                "customer, manager, everyone, status_page"
             )
         return self
 
@@ -978,10 +992,24 @@ class NotificationRule(Model):
     teams: list[Id] = Field(default_factory=list)
     to: Recipient
     channel: Channel
-    address: str | None = Field(None, description="Channel address, e.g. #incidents")
+    address: str | None = Field(
+        None,
+        description="Channel address, e.g. #incidents; '{ref}' stands for the escalation's "
+        "ref, so '#war-room-{ref}' opens one incident channel per escalation",
+    )
     mention: str | None = None
     template: Id | None = None
     audience: Audience = Audience.internal
+
+
+class StatusPage(Model):
+    """Where status-page updates go (seeds 000, 002, 003: "update status page"): a message
+    to ``address`` on ``channel``, at once by a notification rule or ladder step to
+    ``{status_page: true}``, and at each ``updates: {status_page: …}`` cadence."""
+
+    channel: Channel = Channel.webhook
+    address: str = Field(min_length=1, description="Status page endpoint, page id or address")
+    template: Id | None = Field(None, description="Template of the update")
 
 
 class MetricTarget(Model):
@@ -1218,6 +1246,9 @@ class Policy(Model):
     notifications: list[NotificationRule] = Field(default_factory=list)
     metrics: list[MetricTarget] = Field(default_factory=list)
     alerts: AlertIntake = Field(default_factory=AlertIntake)
+    status_page: StatusPage | None = Field(
+        None, description="The public status page updates are posted to"
+    )
     channels: list[ChannelConfig] = Field(
         default_factory=list, description="Outbound channel instances (email, Slack, …)"
     )

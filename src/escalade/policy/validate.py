@@ -495,6 +495,33 @@ def _check_paths(ctx: _Ctx) -> None:
                 seen[key] = j
 
 
+def _check_status_page(ctx: _Ctx) -> None:
+    """Status-page updates need the policy's ``status_page``; its template must exist."""
+    p = ctx.policy
+    if p.status_page is not None:
+        _Refs(ctx).need(("status_page", "template"), p.status_page.template, ["templates"])
+    if p.status_page is not None:
+        return
+    need = "needs a top-level 'status_page' (where its updates go)"
+    for i, pr in enumerate(p.priorities):
+        if "status_page" in pr.updates:
+            ctx.add(("priorities", i, "updates", "status_page"), f"a status-page cadence {need}")
+    for i, row in enumerate(p.sla.rows):
+        if "status_page" in row.updates:
+            ctx.add(("sla", "rows", i, "updates", "status_page"), f"a status-page cadence {need}")
+    for i, n in enumerate(p.notifications):
+        if n.to.status_page and not n.address:
+            ctx.add(("notifications", i, "to", "status_page"), f"a status-page message {need}")
+    for i, lad in enumerate(p.ladders):
+        for j, step in enumerate(lad.steps):
+            for k, who in enumerate(step.notify):
+                if who.status_page:
+                    ctx.add(
+                        ("ladders", i, "steps", j, "notify", k, "status_page"),
+                        f"a status-page message {need}",
+                    )
+
+
 _NESTED_LISTS = {("routing", "rules"), ("authority", "actions"), ("sla", "rows")}
 
 
@@ -613,6 +640,7 @@ def check_document(doc: Document, checks: Sequence[PolicyCheck] = ()) -> list[Pr
     _check_timezones(ctx)
     _check_references(ctx)
     _check_paths(ctx)
+    _check_status_page(ctx)
     for check in checks:  # beyond the text: e.g. the model files it names (escalade.loading)
         for path, message in check(policy, Path(doc.root.file).parent):
             ctx.add(path, message)
@@ -673,3 +701,93 @@ def check_files(
             yield from sorted(set(exc.problems))
             continue
         yield from check_document(doc, checks)
+
+
+# --------------------------------------------------------------------------- warnings
+# A warning is a rule that is valid but can never act: the policy loads and runs, and
+# ``escalade policy check`` prints it (on stderr, "FILE:LINE:COL: warning: …") without
+# failing. Each kind of warning is one function (path in the policy, message).
+
+PolicyWarning = Callable[[Policy], Iterable[tuple[Path_, str]]]
+
+# what a trigger's ``then`` can change when it fires, by the moment it fires
+# (docs/policy-language.md "Triggers"); ``category`` only names what a threshold opens
+_ROUTING_EFFECTS = ("team", "level", "min_level", "priority", "min_priority", "handling",
+                    "tags", "notify")  # fmt: skip
+_IN_FLIGHT_EFFECTS = ("team", "level", "min_level", "priority", "min_priority", "notify")
+_NOT_BY_ITSELF = {"agent", "customer_request", "supervisor_request"}
+
+
+def trigger_without_effect(policy: Policy) -> Iterator[tuple[Path_, str]]:
+    """Triggers that can never act: ones the engine never fires (``manual`` kind, or no
+    ``when`` on an ``on`` that does not fire by itself), and ones that fire but whose
+    ``then`` sets nothing that applies at that moment."""
+    for i, t in enumerate(policy.triggers):
+        path: Path_ = ("triggers", i)
+        if t.kind.value == "threshold" or t.on == "alert":
+            continue  # a threshold opens or links escalations; an alert trigger names them
+        if t.kind.value == "manual":
+            yield (
+                path,
+                (
+                    f"trigger '{t.id}' never acts: kind 'manual' only documents the process "
+                    "(an 'escalate' action with its reason does the work)"
+                ),
+            )
+            continue
+        if t.on in _NOT_BY_ITSELF:
+            yield (
+                path,
+                (
+                    f"trigger '{t.id}' never acts: 'on: {t.on}' is a person's action, "
+                    "which the engine does not fire triggers for"
+                ),
+            )
+            continue
+        if t.when is None and t.on not in ("sla_breach", "dissatisfaction"):
+            on = f"'on: {t.on}'" if t.on else "no 'on'"
+            yield (
+                path,
+                (
+                    f"trigger '{t.id}' never acts: it has no 'when' and {on} does not fire it "
+                    "by itself"
+                ),
+            )
+            continue
+        effects = _IN_FLIGHT_EFFECTS if t.on == "sla_breach" else _ROUTING_EFFECTS
+        if not any(getattr(t.then, key) for key in effects):
+            moment = "on an SLA breach" if t.on == "sla_breach" else "at routing"
+            yield (
+                (*path, "then"),
+                (
+                    f"trigger '{t.id}' has no effect: its 'then' sets none of "
+                    f"{', '.join(effects)}, which are what a trigger changes {moment}"
+                ),
+            )
+
+
+WARNINGS: tuple[PolicyWarning, ...] = (trigger_without_effect,)
+"""Every kind of warning ``escalade policy check`` gives a valid policy."""
+
+
+def policy_warnings(doc: Document, policy: Policy) -> list[Problem]:
+    """Warnings for a valid policy read from ``doc``, each where it is in the file."""
+    out: list[Problem] = []
+    for warn in WARNINGS:
+        for path, message in warn(policy):
+            out.append(Problem(doc.where(path), f"warning: {_loc_text(path)}: {message}"))
+    return sorted(set(out))
+
+
+def warn_files(
+    paths: Iterable[str | Path], *, allow_includes_outside: bool = False
+) -> Iterator[Problem]:
+    """Warnings of each valid policy file in turn (files with problems have none)."""
+    for path in paths:
+        try:
+            doc = load_document(path, allow_includes_outside=allow_includes_outside)
+        except PolicyFileError:
+            continue
+        if check_document(doc):
+            continue
+        yield from policy_warnings(doc, Policy.model_validate(doc.data))

@@ -529,7 +529,8 @@ class Router:
             level = self.policy.get_level(level_id)
             if channel is not None and channel in level.response_by_channel:
                 return format_duration(level.response_by_channel[channel])
-            return format_duration(level.response) if level.response is not None else None
+            direct = level.response_direct or level.response  # it starts at this level
+            return format_duration(direct) if direct is not None else None
         return format_duration(response.target) if response is not None else None
 
     # ------------------------------------------------------------------ the policy's own words

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from escalade.clock import Clock
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.messages import created_messages
+from escalade.escalation.messages import created_messages, with_ref
 from escalade.escalation.snapshot import (
     Snapshot,
     build_snapshot,
@@ -98,6 +98,7 @@ class Create:
             fx.log(esc, EventKind.trigger_fired, SYSTEM, now, {"trigger": trig, "refs": [esc.ref]})
         policy = active.policy
         messages = created_messages(policy, decision, esc.customer.get("email"), now, fx.overrides)
+        messages = with_ref(messages, esc.ref)  # e.g. a war room '#war-room-{ref}'
         fx.send(policy, esc, messages, now, "created")
         fx.schedule(esc, [*sla_timers(snap, esc.id, now), *ladder_timers(snap, esc.id, now)], now)
         fx.schedule(esc, followup_timers(snap, esc.id, now), now)

@@ -24,7 +24,7 @@ from escalade.engine.outbox import GaveUpHook
 from escalade.escalation.kinds import SYSTEM, EventKind, TimerKind
 from escalade.escalation.lifecycle import is_done
 from escalade.escalation.messages import recipient_messages
-from escalade.escalation.notify import apply_handling
+from escalade.escalation.notify import ALL_HANDS, apply_handling
 from escalade.escalation.snapshot import Snapshot
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Policy, Recipient
@@ -184,17 +184,24 @@ def advance_ladder(uow: UnitOfWork, esc: EscalationRow, reason: str, now: dateti
     return True
 
 
+# the customer and the public status page are never told who took an escalation
+_NOT_TOLD = (Audience.customer.value, Audience.status_page.value)
+
+
 def tell_who_took_it(uow: UnitOfWork, esc: EscalationRow, by: str, now: datetime) -> int:
     """After ``by`` acknowledged ``esc``: a notice to everyone an internal message
-    reached before, on the channel that reached them (once per channel and recipient),
+    reached before (not the customer, the status page or all hands), on the channel that
+    reached them (once per channel and recipient),
     and for each page sent to PagerDuty or Opsgenie an ``acknowledge`` event with that
     page's ``dedup_key``. Returns how many messages were queued."""
     stamp = _iso(now)
     seen: set[tuple[str, str]] = set()
     queued = 0
     for m in uow.outbox.find(escalation_id=esc.id, states=[OutboxState.sent.value]):
-        if m.audience == Audience.customer.value or m.payload.get("after_ack"):
+        if m.audience in _NOT_TOLD or m.payload.get("after_ack"):
             continue
+        if str(m.payload.get("via", "")).startswith(ALL_HANDS):
+            continue  # all hands stay on it until it is resolved, whoever took it
         if m.created_at is not None and m.created_at >= now:
             continue
         payload: dict[str, Any] = {

@@ -220,7 +220,13 @@ def ladder_step(
                 policy,
                 who,
                 "email" if who.customer else channel,
-                audience=Audience.customer.value if who.customer else Audience.internal.value,
+                audience=(
+                    Audience.customer.value
+                    if who.customer
+                    else Audience.status_page.value
+                    if who.status_page
+                    else Audience.internal.value
+                ),
                 template=step.template,
                 team=esc.team,
                 customer_email=esc.customer.get("email"),
@@ -315,7 +321,20 @@ def update_due(
         return
     audience = timer.payload["audience"]
     data = {"what": f"{audience} update", "to": esc.owner or f"team:{esc.team}"}
-    _remind(fx, policy, esc, timer, at, data, audience in ("customer", "external"))
+    public = audience in ("customer", "external", Audience.status_page.value)
+    _remind(fx, policy, esc, timer, at, data, public)
+    page = policy.status_page
+    if audience == Audience.status_page.value and page is not None:
+        # the status page itself is updated at its cadence, not only the owner reminded
+        update = Message(
+            page.channel.value,
+            page.address,
+            Audience.status_page.value,
+            page.template,
+            via="status page",
+            data={"update": timer.payload["n"]},
+        )
+        fx.send(policy, esc, [update], at, f"update:{timer.key}")
     generation = timer.payload.get("generation", 0)
     snap = Snapshot.of(esc.snapshot)
     nxt = update_timers(snap, esc.id, at, timer.payload["n"] + 1, generation, audience)

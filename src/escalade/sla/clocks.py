@@ -109,6 +109,8 @@ def _response(
             return SlaTarget(
                 level.response_by_channel[channel], None, source, f"response_by_channel.{channel}"
             )
+        if level.response_direct is not None:  # it starts here: the customer came directly
+            return SlaTarget(level.response_direct, None, source, "response_direct")
         if level.response is not None:
             return SlaTarget(level.response, None, source, "response")
     return None

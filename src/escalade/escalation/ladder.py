@@ -18,6 +18,7 @@ class Rung:
     level: str | None
     owner: str | None  # a role within the team ("trust_safety:lead") or None
     via: str  # "path step 2" / "level L4"
+    role: str | None = None  # the role a path step names ("lead", "general_counsel")
 
     @property
     def label(self) -> str:
@@ -48,7 +49,7 @@ def _rung(policy: Policy, step: PathStep, current_team: str | None, via: str) ->
     if level is None:
         level = _team_level(policy, team)
     owner = f"{team}:{step.role}" if step.role and team else (step.role or None)
-    return Rung(team, level, owner, via)
+    return Rung(team, level, owner, via, step.role)
 
 
 def path_rungs(policy: Policy, category_id: str | None, start_team: str | None) -> list[Rung]:

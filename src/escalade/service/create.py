@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from escalade.clock import Clock
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.messages import created_messages
+from escalade.escalation.messages import created_messages, ticket_notes
 from escalade.escalation.snapshot import (
     Snapshot,
     build_snapshot,
@@ -97,6 +97,15 @@ class Create:
         for trig in decision.triggers:
             fx.log(esc, EventKind.trigger_fired, SYSTEM, now, {"trigger": trig, "refs": [esc.ref]})
         policy = active.policy
+        for rule_id, note in ticket_notes(policy, decision.handling):
+            # "Note in ticket: 'Escalated to Legal'" (seed 003): a note on the timeline
+            fx.log(
+                esc,
+                EventKind.escalation_comment,
+                SYSTEM,
+                now,
+                {"by": SYSTEM, "text": note, "handling": rule_id},
+            )
         messages = created_messages(policy, decision, esc.customer.get("email"), now, fx.overrides)
         fx.send(policy, esc, messages, now, "created")
         fx.schedule(esc, [*sla_timers(snap, esc.id, now), *ladder_timers(snap, esc.id, now)], now)

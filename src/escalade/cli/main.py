@@ -55,7 +55,15 @@ def policy_check(
     if count:
         typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} polic{'ies' if len(files) != 1 else 'y'} valid", err=True)
+    from escalade.policy.validate import warn_files
+
+    warned = 0
+    for warning in warn_files(files, allow_includes_outside=allow_includes_outside):
+        # a rule that can never act; the policy is still valid (stdout lists problems only)
+        typer.echo(str(warning), err=True)
+        warned += 1
+    note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+    typer.echo(f"{len(files)} polic{'ies' if len(files) != 1 else 'y'} valid{note}", err=True)
 
 
 @policy_app.command("schema")

@@ -673,3 +673,71 @@ def check_files(
             yield from sorted(set(exc.problems))
             continue
         yield from check_document(doc, checks)
+
+
+# ------------------------------------------------------------------ warnings
+# Not errors: the policy is valid and loads, but a rule in it can never act. ``escalade
+# policy check`` prints them after the file's (absent) problems and still succeeds.
+
+PolicyWarning = Callable[[Policy], Iterable[tuple[Path_, str]]]
+"""A check for rules that can never act: (path in the policy, message) for each."""
+
+
+def role_step_warnings(policy: Policy) -> Iterator[tuple[Path_, str]]:
+    """Escalation path steps naming a role that reaches nobody: no person holds it and it
+    has no on-call schedule (``lead``: the step's team has no lead; ``manager``: neither a
+    manager nor a lead). Such a step tells the team's shared address instead."""
+    held = {r for p in policy.people for r in p.roles}
+    scheduled = {r.id for r in policy.roles if r.schedule}
+    teams = {t.id: t for t in policy.teams}
+    for i, cat in enumerate(policy.categories):
+        team_id = cat.owner or (_level_team(policy, cat.level) if cat.level else None)
+        for j, step in enumerate(cat.path):
+            team_id = step.team or team_id
+            role = step.role
+            if role is None:
+                continue
+            team = teams.get(team_id) if team_id else None
+            if role == "lead":
+                if team is not None and not team.leads():
+                    yield (
+                        ("categories", i, "path", j, "role"),
+                        f"path step to the lead of team '{team.id}', which has no lead: the "
+                        "step reaches the team's shared address, not a person",
+                    )
+            elif role == "manager":
+                if team is not None and team.manager is None and not team.leads():
+                    yield (
+                        ("categories", i, "path", j, "role"),
+                        f"path step to the manager of team '{team.id}', which has neither a "
+                        "manager nor a lead: the step reaches the team's shared address",
+                    )
+            elif role not in held and role not in scheduled:
+                yield (
+                    ("categories", i, "path", j, "role"),
+                    f"path step to role '{role}', which no person holds and which has no "
+                    "on-call schedule: the step reaches the team's shared address, not a "
+                    "person (add the role to a person's roles, or a schedule to the role)",
+                )
+
+
+WARNINGS: tuple[PolicyWarning, ...] = (role_step_warnings,)
+"""Every warning check ``warn_files`` runs."""
+
+
+def warn_files(
+    paths: Iterable[str | Path], *, allow_includes_outside: bool = False
+) -> Iterator[Problem]:
+    """Warnings of each valid policy file in turn (a file with problems gets none: its
+    problems come first). Each reads ``FILE:LINE:COL: warning: …``."""
+    for path in paths:
+        try:
+            doc = load_document(path, allow_includes_outside=allow_includes_outside)
+        except PolicyFileError:
+            continue
+        if check_document(doc):
+            continue
+        policy = Policy.model_validate(doc.data)
+        for check in WARNINGS:
+            for loc, message in check(policy):
+                yield Problem(doc.where(loc), f"warning: {_loc_text(loc)}: {message}")

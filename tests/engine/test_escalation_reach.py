@@ -67,6 +67,10 @@ categories:
     owner: trust
     path: [{team: trust, role: lead}, {role: duty_exec}, {role: cmo}]
     match: {phrases: [abusive]}
+  - id: complaint
+    owner: trust
+    path: [{role: lead}]
+    match: {phrases: [rude agent]}
 routing:
   default_priority: P3
   rules:
@@ -180,3 +184,14 @@ def test_a_ladder_step_that_raises_the_level_tells_the_level_team(h: Harness) ->
     assert (esc.team, esc.level) == ("frontline", "L2")  # the ladder does not take it away
     at_step = [to for at, _, to in h.sent("C9") if at == T0 + timedelta(minutes=10)]
     assert sorted(at_step) == ["ana", "specialists@x.example"]
+
+
+def test_a_lead_step_without_a_team_reaches_the_owning_team_lead_and_keeps_the_team(
+    h: Harness,
+) -> None:
+    h.create("C10", subject="Complaint", description="A rude agent hung up on me")
+    h.act("C10", "escalate", by="tara")
+    esc = h.get("C10")
+    assert (esc.team, esc.owner) == ("trust", "trust:lead")
+    manual = [e for e in h.timeline("C10", "notification.sent") if e.data.get("cause") == "manual"]
+    assert [e.data["to"] for e in manual] == ["tara"]

@@ -41,8 +41,9 @@ def _team_level(policy: Policy, team: str | None) -> str | None:
 def _rung(policy: Policy, step: PathStep, current_team: str | None, via: str) -> Rung:
     team = step.team
     level = step.level
-    if team is None and step.role is not None and step.role not in ("lead", "manager"):
-        # a path step naming a company role (CFO, CEO) keeps the team and names the person
+    if team is None and step.role is not None:
+        # a path step naming a company role (CFO, CEO), or the lead or manager without a
+        # team, keeps the team and names the person
         team = current_team
     if team is None and level is not None:
         team = policy.get_level(level).team or current_team

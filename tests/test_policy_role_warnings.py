@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from escalade.cli.main import app
-from escalade.policy.validate import policy_from_text, role_step_warnings
+from escalade.policy.validate import PolicyInvalid, policy_from_text, role_step_warnings
 
 POLICY = """
 escalade: 1
@@ -67,3 +68,8 @@ def test_the_example_policies_have_no_such_step() -> None:
     result = CliRunner().invoke(app, ["policy", "check", *map(str, sorted(root.glob("*.yaml")))])
     assert result.exit_code == 0, result.output
     assert "warning" not in result.stderr, result.stderr
+
+
+def test_a_role_schedule_must_exist() -> None:
+    with pytest.raises(PolicyInvalid, match=r"roles\[2\]\.schedule: unknown schedule 'dutty'"):
+        policy_from_text(POLICY.replace("schedule: duty}", "schedule: dutty}"))

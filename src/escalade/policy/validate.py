@@ -307,6 +307,8 @@ def _check_references(ctx: _Ctx) -> None:
         r.need(("levels", i, "calendar"), lv.calendar, ["calendars"])
     for i, person in enumerate(p.people):
         r.need_all(("people", i, "roles"), person.roles, ["roles"])
+    for i, role in enumerate(p.roles):
+        r.need(("roles", i, "schedule"), role.schedule, ["schedules"])
     for i, t in enumerate(p.teams):
         r.need(("teams", i, "level"), t.level, ["levels"])
         r.need(("teams", i, "calendar"), t.calendar, ["calendars"])

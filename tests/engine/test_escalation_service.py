@@ -115,12 +115,12 @@ def test_escalate_climbs_the_category_path_then_the_levels_and_stops_at_the_top(
     assert "path step 1" in steps[0].data["via"] and steps[0].reason == "customer_request"
     assert steps[2].data["owner"] == "finance:cfo" and steps[2].reason == "needs sign-off"
     assert "level L4" in steps[3].data["via"]
-    # each new owner hears about it
+    # each new owner hears about it; the path step naming the CFO reaches the CFO
     assert [to for _, _, to in h.sent("E1")] == [
         "team:frontline",
         "team:billing",
         "team:finance",
-        "team:finance",
+        "victor",
         "team:management",
     ]
     assert (h.get("E1").team, h.get("E1").level, h.get("E1").state) == (

@@ -18,6 +18,7 @@ class Rung:
     level: str | None
     owner: str | None  # a role within the team ("trust_safety:lead") or None
     via: str  # "path step 2" / "level L4"
+    role: str | None = None  # the role a path step names ("lead", "general_counsel")
 
     @property
     def label(self) -> str:
@@ -40,15 +41,16 @@ def _team_level(policy: Policy, team: str | None) -> str | None:
 def _rung(policy: Policy, step: PathStep, current_team: str | None, via: str) -> Rung:
     team = step.team
     level = step.level
-    if team is None and step.role is not None and step.role not in ("lead", "manager"):
-        # a path step naming a company role (CFO, CEO) keeps the team and names the person
+    if team is None and step.role is not None:
+        # a path step naming a company role (CFO, CEO), or the lead or manager without a
+        # team, keeps the team and names the person
         team = current_team
     if team is None and level is not None:
         team = policy.get_level(level).team or current_team
     if level is None:
         level = _team_level(policy, team)
     owner = f"{team}:{step.role}" if step.role and team else (step.role or None)
-    return Rung(team, level, owner, via)
+    return Rung(team, level, owner, via, step.role)
 
 
 def path_rungs(policy: Policy, category_id: str | None, start_team: str | None) -> list[Rung]:

@@ -97,6 +97,68 @@ def team_messages(
     return [msg(style_channel(style), f"team:{team_id}", f"team:{team_id}")]
 
 
+def role_messages(
+    policy: Policy,
+    role: str,
+    team_id: str | None,
+    style: str,
+    at: datetime,
+    overrides: Overrides | None,
+    *,
+    data: dict[str, Any] | None = None,
+) -> list[Message]:
+    """How a path step naming a role ("T&S Lead", "General Counsel", "CEO/CMO") reaches
+    it: each person holding the role (``lead``: the team's leads; "CEO/CMO": both) by
+    email, and the person on call in the role's schedule where it has one (paged when the
+    priority pages). Empty when nobody holds the role: the caller then tells the team
+    instead."""
+    extra = {**(data or {}), "role": role}
+    if role == "lead":
+        holders = _leads(policy, team_id)
+    elif role == "manager":
+        holders = [
+            to
+            for to, via in manager_of(policy, team_id)
+            if via.startswith(("manager ", "lead ", "role:"))
+            and not to.startswith(("role:", "manager:"))
+        ]
+    else:
+        holders = [p.id for p in policy.people if role in p.roles]
+    out = [
+        Message(
+            Channel.email.value,
+            h,
+            Audience.internal.value,
+            None,
+            via=f"role:{role}",
+            data=dict(extra),
+        )
+        for h in holders
+    ]
+    spec = next((r for r in policy.roles if r.id == role), None)
+    schedule = spec.schedule if spec else None
+    if schedule:
+        channel = Channel.pagerduty.value if style == "page" else Channel.email.value
+        for to, via in resolve(
+            policy,
+            Recipient(schedule=schedule),
+            team=team_id,
+            customer_email=None,
+            at=at,
+            overrides=overrides,
+        ):
+            if to not in holders:
+                out.append(
+                    Message(channel, to, Audience.internal.value, None, via=via, data=dict(extra))
+                )
+    return out
+
+
+def _leads(policy: Policy, team_id: str | None) -> list[str]:
+    team = next((t for t in policy.teams if t.id == team_id), None) if team_id else None
+    return team.leads() if team else []
+
+
 _STYLE_OF_CHANNEL = {
     "pagerduty": "page",
     "opsgenie": "page",
@@ -249,7 +311,11 @@ def created_messages(
                 )
             )
         if _tells_team(rule):
-            covered.update(rule.teams or [decision.team])
+            covered.update(
+                t
+                for t in (rule.teams or [decision.team])
+                if not (rule.to.owner and rule.address) or _own_contact(policy, t, rule.address)
+            )
     style = priority_style(policy, decision.priority)
     for team in [decision.team, *decision.also]:
         if team and team not in covered:
@@ -271,6 +337,7 @@ def created_messages(
                 overrides=overrides,
             )
         )
+    messages.extend(forwarded_messages(policy, decision.handling, messages))
     if customer_email and not customer_ruled:
         # no rule speaks to customers: acknowledge with the first customer template
         tpl = next(
@@ -288,6 +355,58 @@ def created_messages(
                 Message(channel, customer_email, Audience.customer.value, tpl.id, via="customer")
             )
     return messages
+
+
+def _own_contact(policy: Policy, team_id: str | None, address: str) -> bool:
+    """Whether ``address`` is one of the team's own contacts, or the team has none (a rule
+    for the owner sending to a shared room such as #escalations then stands for it). A
+    rule for whoever owns the escalation that only happens to match, with an address the
+    team does not own, never stands in for the team's own contact (seed 003: legal@,
+    media@, fraud@)."""
+    team = next((t for t in policy.teams if t.id == team_id), None) if team_id else None
+    if team is None:
+        return True
+    own = {
+        v
+        for k, v in team.contacts.model_dump().items()
+        if v and k not in ("note", "mention") and isinstance(v, str)
+    }
+    return not own or address in own
+
+
+def forwarded_messages(
+    policy: Policy, handling: Sequence[str], planned: Sequence[Message] = ()
+) -> list[Message]:
+    """The handling rules' ``forward_to``: each escalation under such a rule is forwarded
+    to that address by email ("Forward to legal@", "Alert fraud@"), unless a message to
+    that address is already planned."""
+    seen = {m.to for m in planned}
+    out: list[Message] = []
+    for rule in policy.handling:
+        if rule.id not in handling or not rule.forward_to or rule.forward_to in seen:
+            continue
+        seen.add(rule.forward_to)
+        out.append(
+            Message(
+                Channel.email.value,
+                rule.forward_to,
+                Audience.internal.value,
+                None,
+                via=f"handling rule {rule.id}: forward to",
+                data={"handling": rule.id},
+            )
+        )
+    return out
+
+
+def ticket_notes(policy: Policy, handling: Sequence[str]) -> list[tuple[str, str]]:
+    """``(rule id, note)`` for each handling rule that asks for a note in the ticket
+    ("Escalated to Legal", "Media Inquiry"), in policy order."""
+    return [
+        (rule.id, rule.ticket_note)
+        for rule in policy.handling
+        if rule.id in handling and rule.ticket_note
+    ]
 
 
 def template_context(

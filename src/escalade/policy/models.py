@@ -221,6 +221,9 @@ class Role(Model):
     id: Id
     name: str | None = None
     description: str | None = None
+    schedule: Id | None = Field(
+        None, description="On-call schedule for this role, reached when a path step names it"
+    )
 
 
 class Person(Model):

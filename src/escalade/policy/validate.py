@@ -307,6 +307,8 @@ def _check_references(ctx: _Ctx) -> None:
         r.need(("levels", i, "calendar"), lv.calendar, ["calendars"])
     for i, person in enumerate(p.people):
         r.need_all(("people", i, "roles"), person.roles, ["roles"])
+    for i, role in enumerate(p.roles):
+        r.need(("roles", i, "schedule"), role.schedule, ["schedules"])
     for i, t in enumerate(p.teams):
         r.need(("teams", i, "level"), t.level, ["levels"])
         r.need(("teams", i, "calendar"), t.calendar, ["calendars"])
@@ -766,7 +768,45 @@ def trigger_without_effect(policy: Policy) -> Iterator[tuple[Path_, str]]:
             )
 
 
-WARNINGS: tuple[PolicyWarning, ...] = (trigger_without_effect,)
+def role_step_warnings(policy: Policy) -> Iterator[tuple[Path_, str]]:
+    """Escalation path steps naming a role that reaches nobody: no person holds it and it
+    has no on-call schedule (``lead``: the step's team has no lead; ``manager``: neither a
+    manager nor a lead). Such a step tells the team's shared address instead."""
+    held = {r for p in policy.people for r in p.roles}
+    scheduled = {r.id for r in policy.roles if r.schedule}
+    teams = {t.id: t for t in policy.teams}
+    for i, cat in enumerate(policy.categories):
+        team_id = cat.owner or (_level_team(policy, cat.level) if cat.level else None)
+        for j, step in enumerate(cat.path):
+            team_id = step.team or team_id
+            role = step.role
+            if role is None:
+                continue
+            team = teams.get(team_id) if team_id else None
+            if role == "lead":
+                if team is not None and not team.leads():
+                    yield (
+                        ("categories", i, "path", j, "role"),
+                        f"path step to the lead of team '{team.id}', which has no lead: the "
+                        "step reaches the team's shared address, not a person",
+                    )
+            elif role == "manager":
+                if team is not None and team.manager is None and not team.leads():
+                    yield (
+                        ("categories", i, "path", j, "role"),
+                        f"path step to the manager of team '{team.id}', which has neither a "
+                        "manager nor a lead: the step reaches the team's shared address",
+                    )
+            elif role not in held and role not in scheduled:
+                yield (
+                    ("categories", i, "path", j, "role"),
+                    f"path step to role '{role}', which no person holds and which has no "
+                    "on-call schedule: the step reaches the team's shared address, not a "
+                    "person (add the role to a person's roles, or a schedule to the role)",
+                )
+
+
+WARNINGS: tuple[PolicyWarning, ...] = (trigger_without_effect, role_step_warnings)
 """Every kind of warning ``escalade policy check`` gives a valid policy."""
 
 
@@ -782,7 +822,8 @@ def policy_warnings(doc: Document, policy: Policy) -> list[Problem]:
 def warn_files(
     paths: Iterable[str | Path], *, allow_includes_outside: bool = False
 ) -> Iterator[Problem]:
-    """Warnings of each valid policy file in turn (files with problems have none)."""
+    """Warnings of each valid policy file in turn (a file with problems gets none: its
+    problems come first). Each reads ``FILE:LINE:COL: warning: …``."""
     for path in paths:
         try:
             doc = load_document(path, allow_includes_outside=allow_includes_outside)

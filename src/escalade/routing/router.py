@@ -91,6 +91,8 @@ class _State:
     authority: list[str] = field(default_factory=list)
     level_is_floor: bool = False
     similar_team: str | None = None
+    raised_by: str | None = None  # what raised the level above the category's (rule, band)
+    team_from_outcome: bool = False  # a rule or trigger named the team
 
     def add_handling(self, ids: Sequence[str]) -> None:
         for h in ids:
@@ -161,6 +163,7 @@ class Router:
         self._team(inp, st, preds)
         self._authority(inp, st)
         self._level(st)
+        self._raised_level_people(st)
         missing = self._missing(inp, st)
         cat = st.category
         also = [t for t in (cat.also if cat else []) if t != st.team]
@@ -335,7 +338,7 @@ class Router:
             if not self._holds(rule.when, inp, signals, st):
                 continue
             st.rules.append(rule.id)
-            changed = self._apply(rule.then, st)
+            changed = self._apply(rule.then, st, f"rule '{rule.id}'")
             if changed or rule.then.category is None:
                 why = self._why(rule.when, inp, signals)
                 st.reasons.append(f"rule '{rule.id}' ({why}): {changed or 'no change'}")
@@ -346,27 +349,30 @@ class Router:
             if not self._holds(when, inp, signals, st):
                 continue
             st.triggers.append(trig.id)
-            changed = self._apply(trig.then, st)
+            changed = self._apply(trig.then, st, f"{trig.kind.value} trigger '{trig.id}'")
             why = self._why(when, inp, signals)
             st.reasons.append(
                 f"{trig.kind.value} trigger '{trig.id}' fired ({why}): {changed or 'recorded'}"
             )
 
-    def _apply(self, out: Outcome, st: _State) -> str:
-        """Apply an outcome; say what changed."""
+    def _apply(self, out: Outcome, st: _State, source: str) -> str:
+        """Apply an outcome of ``source`` (a rule or trigger); say what changed."""
         p = self.policy
         changes: list[str] = []
         if out.team and out.team != st.team:
             st.team = out.team
+            st.team_from_outcome = True
             changes.append(f"team '{out.team}'")
         if out.level and out.level != st.level:
             st.level = out.level
+            st.raised_by = source
             changes.append(f"level '{out.level}'")
         if out.min_level:
             current = st.level or (st.category.level if st.category else None)
             if current is None or p.level_rank(out.min_level) > p.level_rank(current):
                 st.level = out.min_level
                 st.level_is_floor = current is None  # the team may work higher still
+                st.raised_by = source
                 changes.append(f"level raised to '{out.min_level}'")
             elif st.level is None:
                 st.level = current
@@ -462,6 +468,7 @@ class Router:
                 current = st.level or cat.level
                 if current is None or p.level_rank(who) > p.level_rank(current):
                     st.level = who
+                    st.raised_by = f"the amount band of '{action.id}'"
                     st.reasons.append(f"level raised to '{who}' by the amount band")
             elif who not in st.notify:
                 st.notify.append(who)
@@ -488,6 +495,37 @@ class Router:
                 f"team '{team.id}' works at level '{team.level}', above the floor '{st.level}'"
             )
             st.level = team.level
+
+    def _raised_level_people(self, st: _State) -> None:
+        """A rule, trigger or amount band that raised the level reaches the level's people:
+        the level's team takes the escalation over from a team working below that level
+        (a team a rule or trigger named stays); a team with no level of its own (a
+        specialist team such as Legal) keeps it, and the level's team is informed."""
+        p = self.policy
+        if st.raised_by is None or st.level is None or not p.is_level(st.level):
+            return
+        level_team = p.get_level(st.level).team
+        if not level_team or level_team == st.team:
+            return
+        team = next((t for t in p.teams if t.id == st.team), None) if st.team else None
+        works_below = (
+            team is not None
+            and team.level is not None
+            and p.is_level(team.level)
+            and p.level_rank(team.level) < p.level_rank(st.level)
+        )
+        if works_below and not st.team_from_outcome:
+            st.reasons.append(
+                f"{st.raised_by} raised the level to '{st.level}': its team '{level_team}' "
+                f"takes the escalation over from '{st.team}'"
+            )
+            st.team = level_team
+        elif level_team not in st.notify:
+            st.notify.append(level_team)
+            st.reasons.append(
+                f"{st.raised_by} raised the level to '{st.level}': its team '{level_team}' "
+                f"is informed ('{st.team}' keeps the escalation)"
+            )
 
     def _missing(self, inp: EscalationInput, st: _State) -> list[str]:
         if st.category is None:

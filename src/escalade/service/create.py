@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from escalade.clock import Clock
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.messages import created_messages, with_ref
+from escalade.escalation.messages import created_messages, ticket_notes, with_ref
 from escalade.escalation.snapshot import (
     Snapshot,
     build_snapshot,
@@ -97,6 +97,15 @@ class Create:
         for trig in decision.triggers:
             fx.log(esc, EventKind.trigger_fired, SYSTEM, now, {"trigger": trig, "refs": [esc.ref]})
         policy = active.policy
+        for rule_id, note in ticket_notes(policy, decision.handling):
+            # "Note in ticket: 'Escalated to Legal'" (seed 003): a note on the timeline
+            fx.log(
+                esc,
+                EventKind.escalation_comment,
+                SYSTEM,
+                now,
+                {"by": SYSTEM, "text": note, "handling": rule_id},
+            )
         messages = created_messages(policy, decision, esc.customer.get("email"), now, fx.overrides)
         messages = with_ref(messages, esc.ref)  # e.g. a war room '#war-room-{ref}'
         fx.send(policy, esc, messages, now, "created")

@@ -4,6 +4,7 @@ and the outcome of a trigger. Shared by the use cases that move escalations (a p
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from escalade.escalation import ladder as rungs
@@ -13,11 +14,13 @@ from escalade.escalation.messages import (
     manager_messages,
     priority_style,
     recipient_messages,
+    role_messages,
     team_messages,
 )
 from escalade.escalation.notify import Message
 from escalade.escalation.snapshot import Snapshot, business_calendar, level_timers
 from escalade.escalation.triggers import holds_in_flight
+from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Policy, Recipient, Trigger
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused
@@ -87,17 +90,57 @@ def escalate(
         },
         reason,
     )
-    if rung.team:
-        messages = team_messages(
-            policy,
-            rung.team,
-            priority_style(policy, esc.priority),
-            now,
-            fx.overrides,
-            data={"cause": cause.value},
+    style = priority_style(policy, esc.priority)
+    messages = (
+        role_messages(
+            policy, rung.role, rung.team, style, now, fx.overrides, data={"cause": cause.value}
         )
-        fx.send(policy, esc, messages, now, f"escalated:{esc.version}")
+        if rung.role
+        else []
+    )  # a path step naming a role reaches whoever holds it ("T&S Lead", "CEO")
+    if rung.role and not messages:
+        fx.log(
+            esc,
+            EventKind.notification_held,
+            SYSTEM,
+            now,
+            {"audience": "internal", "to": f"role:{rung.role}"},
+            f"nobody in the policy holds role '{rung.role}' named by {rung.via}: "
+            + (f"team '{rung.team}' is told instead" if rung.team else "nobody is told"),
+        )
+    if rung.team and not messages:
+        messages = team_messages(
+            policy, rung.team, style, now, fx.overrides, data={"cause": cause.value}
+        )
+    fx.send(policy, esc, messages, now, f"escalated:{esc.version}")
     return esc
+
+
+def level_team_messages(
+    policy: Policy,
+    esc: EscalationRow,
+    level: str,
+    already: Sequence[Recipient],
+    now: datetime,
+    overrides: Mapping[str, Sequence[Override]] | None,
+) -> list[Message]:
+    """The level's people, told that a ladder step raised an escalation to their level:
+    the level's team (by the priority's style), unless it owns the escalation already or
+    the step names that team or its on-call schedule itself."""
+    level_team = policy.get_level(level).team if policy.is_level(level) else None
+    if not level_team or level_team == esc.team:
+        return []
+    schedule = policy.get_team(level_team).schedule
+    if any(r.team == level_team or (schedule and r.schedule == schedule) for r in already):
+        return []
+    return team_messages(
+        policy,
+        level_team,
+        priority_style(policy, esc.priority),
+        now,
+        overrides,
+        data={"cause": EscalateCause.ladder_step.value, "level": level},
+    )
 
 
 def named_rung(policy: Policy, to: str, esc: EscalationRow) -> rungs.Rung:

@@ -25,7 +25,12 @@ from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Policy
 from escalade.service.effects import Effects
 from escalade.service.handoffs import handoff
-from escalade.service.moves import arm_level, escalate, on_breach
+from escalade.service.moves import (
+    arm_level,
+    escalate,
+    level_team_messages,
+    on_breach,
+)
 from escalade.store import UnitOfWork
 from escalade.store.rows import EscalationRow, TimerRow
 
@@ -187,6 +192,9 @@ def ladder_step(
         and policy.is_level(esc.level)
         and policy.raises_level(esc.level, step.level)
     ):
+        # A ladder runs on its timetable whoever works the escalation: the level's people
+        # are told (below), the team and the person who took it keep it (seed 002's
+        # "Billing → Tier 3" path still starts from Tier 1 after the P1 page).
         from_level = esc.level
         esc = fx.update(esc, at, level=step.level)
         arm_level(fx, policy, esc, at, response=False)
@@ -204,6 +212,8 @@ def ladder_step(
                 **_late(timer),
             },
         )
+        level_people = level_team_messages(policy, esc, step.level, step.notify, at, fx.overrides)
+        fx.send(policy, esc, level_people, at, f"ladder:{timer.key}:level")
     channel = (
         step.channel.value if step.channel else style_channel(priority_style(policy, esc.priority))
     )

@@ -45,13 +45,19 @@ def policy_check(
     files: list[Path] = typer.Argument(..., help="Policy files to check"),
     allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
-    """Check policy files; list every problem as FILE:LINE:COL: message."""
+    """Check policy files; list every problem as FILE:LINE:COL: message (and, on stderr,
+    warnings: FILE:LINE:COL: warning: message, for rules that can never act)."""
     from escalade.loading import check_files
+    from escalade.policy.validate import check_files_warnings
 
     count = 0
     for problem in check_files(files, allow_includes_outside=allow_includes_outside):
         typer.echo(str(problem))
         count += 1
+    # valid but can never act (a category that gets no priority …): shown on stderr, the
+    # check still passes (stdout stays the list of problems)
+    for warning in check_files_warnings(files, allow_includes_outside=allow_includes_outside):
+        typer.echo(str(warning), err=True)
     if count:
         typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
         raise typer.Exit(1)

@@ -544,6 +544,14 @@ class Category(Model):
     )
     level: Id | None = None
     max_level: Id | None = Field(None, description="Highest default level, e.g. L3-L4")
+    auto_escalate_up_to: Id | None = Field(
+        None,
+        description=(
+            "Highest level an SLA breach moves it to by itself; a breach there alerts the "
+            "team's manager instead (seed 000: Timeout → Auto Escalate → Timeout → "
+            "Management Alert). People may still escalate it further"
+        ),
+    )
     path: list[PathStep] = Field(default_factory=list, description="Escalation path in order")
     priority: Id | None = Field(None, description="Default priority")
     sla: Targets | None = None
@@ -775,8 +783,14 @@ class Threshold(Model):
     activity: str | None = Field(
         None, description="Activity action counted, e.g. household.created"
     )
-    related: Literal["category", "customer", "alert_key", "text"] | None = Field(
-        None, description="Count related escalations sharing this"
+    related: Literal["category", "customer", "alert_key", "text", "customer_category"] | None = (
+        Field(
+            None,
+            description=(
+                "Count related escalations sharing this (customer_category: the same "
+                "customer about the same category, i.e. the same issue)"
+            ),
+        )
     )
     more_than: int = Field(ge=0)
     window: Duration = Field(description="Counting window, e.g. 1d")
@@ -807,6 +821,7 @@ class Trigger(Model):
             "customer_request",
             "supervisor_request",
             "create",
+            "customer_reply",
         ]
         | None
     ) = None

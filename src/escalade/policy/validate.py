@@ -333,6 +333,7 @@ def _check_references(ctx: _Ctx) -> None:
         r.need_all((*base, "also"), c.also, ["teams"])
         r.need((*base, "level"), c.level, ["levels"])
         r.need((*base, "max_level"), c.max_level, ["levels"])
+        r.need((*base, "auto_escalate_up_to"), c.auto_escalate_up_to, ["levels"])
         r.need((*base, "priority"), c.priority, ["priorities"])
         r.need_all((*base, "handling"), c.handling, ["handling"])
         if c.authority is not None and c.authority not in _ids(p.authority.actions):
@@ -673,3 +674,65 @@ def check_files(
             yield from sorted(set(exc.problems))
             continue
         yield from check_document(doc, checks)
+
+
+# --------------------------------------------------------------------------- warnings
+# Rules that are valid but can never act. ``escalade policy check`` prints them as
+# "FILE:LINE:COL: warning: …" and still passes (exit 0) when there is nothing else.
+
+
+def warn_no_priority(policy: Policy) -> Iterator[tuple[Path_, str]]:
+    """Categories whose tickets can end up with no priority (issue 16, class 7): the
+    category names none and the policy has no ``routing.default_priority``. Such a ticket
+    gets no priority SLA, no ladder and no priority follow-ups unless its text happens to
+    name a priority (seed 001: a security report sat three days untouched)."""
+    if policy.routing.default_priority or not policy.priorities:
+        return
+    for i, cat in enumerate(policy.categories):
+        if cat.priority:
+            continue
+        yield (
+            ("categories", i),
+            f"category '{cat.id}' has no priority and the policy has no "
+            "routing.default_priority: its tickets get no priority (no priority SLA, "
+            "ladder or follow-ups) unless their text names one; give it 'priority:' "
+            "or set routing.default_priority",
+        )
+    if not policy.categories:
+        yield (
+            ("routing",),
+            "no routing.default_priority: a ticket that nothing gives a priority gets "
+            "none (no priority SLA, ladder or follow-ups)",
+        )
+
+
+WARNINGS: tuple[Callable[[Policy], Iterable[tuple[Path_, str]]], ...] = (warn_no_priority,)
+"""Checks whose findings are warnings, not errors (each: policy → (path, message))."""
+
+
+def warnings_of(doc: Document) -> list[Problem]:
+    """The warnings of a valid policy document (empty for an invalid one: fix it first)."""
+    if not isinstance(doc.data, dict):
+        return []
+    try:
+        policy = Policy.model_validate(doc.data)
+    except ValidationError:
+        return []
+    ctx = _Ctx(doc, policy, [])
+    for check in WARNINGS:
+        for path, message in check(policy):
+            ctx.add(path, f"warning: {message}")
+    return sorted(set(ctx.problems))
+
+
+def check_files_warnings(
+    paths: Iterable[str | Path], *, allow_includes_outside: bool = False
+) -> Iterator[Problem]:
+    """Warnings for each valid file in turn (``escalade policy check``)."""
+    for path in paths:
+        try:
+            doc = load_document(path, allow_includes_outside=allow_includes_outside)
+        except PolicyFileError:
+            continue
+        if not check_document(doc):
+            yield from warnings_of(doc)

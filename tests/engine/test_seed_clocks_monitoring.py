@@ -292,3 +292,72 @@ def test_same_customer_same_issue_links_different_issue_does_not(c: Harness) -> 
     parent = c.get("C").parent_id
     assert parent is not None and c.get("A").parent_id == parent  # the same issue: linked
     assert c.get("B").parent_id is None
+
+
+# ------------------------------------------------------------------ class 10: hand-off
+
+HANDOFF = """
+id: handoff
+people: [{id: ana}, {id: bo}]
+schedules:
+  - id: primary
+    timezone: UTC
+    layers: [{kind: daily, start: "2026-03-02T09:00", people: [ana, bo]}]
+  - id: backup
+    timezone: UTC
+    layers: [{kind: daily, start: "2026-03-02T09:00", people: [bo, ana]}]
+levels:
+  - {id: L1, team: support}
+  - {id: L3, team: ops}
+teams:
+  - {id: ops, level: L3, schedule: primary}
+  - {id: support, level: L1}
+  - {id: db, schedule: primary}
+  - {id: sales}
+priorities: [{id: P1, ladder: page}, {id: P3}]
+ladders:
+  - id: page
+    steps: [{after: 0m, notify: [{schedule: primary}]}]
+categories:
+  - {id: outage, owner: ops}
+  - {id: question, owner: support}
+  - {id: lead, owner: sales}
+  - {id: replication, owner: sales, also: [db]}
+routing: {default_priority: P3, default_category: question}
+"""
+
+
+def test_handoff_lists_every_open_escalation_the_incoming_person_answers_for() -> None:
+    h = Harness.start(MemoryStore(), datetime(2026, 3, 9, 12, tzinfo=UTC))
+    h.apply(policy(HANDOFF))
+    h.create("OPS", subject="db down", category="outage")  # the schedule's own team
+    h.create("PAGED", subject="checkout broken", priority="P1")  # support, paged by ladder
+    h.create("UP", subject="question")
+    h.act("UP", "escalate", by="ana", to="L3")  # support's ticket, now at ops's level
+    h.create("ALSO", subject="replica lag", category="replication")  # db engaged with it
+    h.create("MINE", subject="a lead", category="lead")
+    h.act("MINE", "reassign", by="ana", to="ana")  # ana owns it
+    h.create("NOT", subject="another lead", category="lead")  # nobody on call answers it
+    h.create("Q", subject="another question")  # support at L1: not on call
+    h.advance(timedelta(hours=21))
+    with h.store.unit_of_work() as uow:
+        handoffs = [
+            e.data
+            for e in uow.timeline.after(0, 10_000)
+            if e.kind == "oncall.handoff" and e.data["schedule"] == "primary"
+        ]
+    assert handoffs[0]["to"] == "ana"
+    assert handoffs[0]["open"] == ["OPS", "PAGED", "UP", "ALSO", "MINE"]
+
+
+def test_a_path_step_below_the_current_level_is_not_a_step_up() -> None:
+    """A ladder raised the escalation to T3 while Tier 1 kept it: escalating along the
+    path (payments: billing → tier3 here; tier2 in a path) never sends it to a lower tier."""
+    from escalade.escalation.ladder import next_up
+
+    p = policy(TIERS.replace("path: [billing, tier3]", "path: [tier2, billing, tier3]"))
+    rung = next_up(p, "payments", "tier1", "tier1", "T3", None)
+    assert (rung.team, rung.level) == ("billing", None)  # a team with no tier is not "below"
+    rung = next_up(p, "payments", "tier1", "billing", "T3", None)
+    assert (rung.team, rung.level) == ("tier3", "T3")
+    assert next_up(p, "payments", "tier1", "tier1", "T1", None).team == "tier2"

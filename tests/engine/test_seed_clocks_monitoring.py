@@ -361,3 +361,66 @@ def test_a_path_step_below_the_current_level_is_not_a_step_up() -> None:
     rung = next_up(p, "payments", "tier1", "billing", "T3", None)
     assert (rung.team, rung.level) == ("tier3", "T3")
     assert next_up(p, "payments", "tier1", "tier1", "T1", None).team == "tier2"
+
+
+# ----------------------------------------------------------------------------- class 9
+
+BANDS = """
+id: bands
+levels: [{id: L1, team: frontline}, {id: L2, team: specialists}]
+teams:
+  - {id: frontline, level: L1, manager: henrik, contacts: {email: fl@example.com}}
+  - {id: specialists, level: L2, manager: henrik, contacts: {email: sp@example.com}}
+  - {id: csm, contacts: {email: csm@example.com}}
+people: [{id: henrik, contacts: {email: henrik@example.com}}]
+priorities: [{id: P2}]
+sla: {on_breach: [notify_manager]}
+categories:
+  - {id: dispute, level: L1, authority: money, sla: {resolution: 10d}}
+authority:
+  actions:
+    - id: money
+      bands:
+        - {below: 100, authority: L1, timeline: Resolve immediately}
+        - {from: 100, below: 500, authority: L2, timeline: 24-48 hours,
+           resolution: {target: 24h, maximum: 48h}}
+followups:
+  - {id: vip-review, what: CSM review due, every: 4h, if_idle: true, to: {team: csm},
+     tags: [VIP]}
+routing:
+  default_priority: P2
+  default_category: dispute
+  rules:
+    - {id: vip, when: {vip: true}, then: {tags: [VIP]}}
+  vip_monthly_value: 100
+"""
+
+
+def test_a_disputes_amount_band_sets_its_resolution_clock() -> None:
+    b = Harness.start(MemoryStore(), T0)
+    b.apply(policy(BANDS))
+    b.create("MID", subject="disputed charge", amount=250)
+    b.create("SMALL", subject="disputed charge", amount=40)
+    b.act("MID", "acknowledge", by="chloe")
+    b.advance(timedelta(hours=49))
+    mid = [(e.kind, e.data.get("target_missed", False)) for e in b.timeline("MID", "sla.warning")]
+    assert mid == [("sla.warning", False), ("sla.warning", True)]
+    breach = only(b.timeline("MID", "sla.breached"))
+    assert breach.at == T0 + timedelta(hours=48)
+    assert breach.data["source"] == "authority money band 'from 100 below 500'"
+    # no band timeline of its own: the category's 10 days still apply
+    assert b.timeline("SMALL", "sla.breached") == []
+
+
+def test_a_followup_with_tags_runs_only_for_escalations_that_carry_them() -> None:
+    b = Harness.start(MemoryStore(), T0)
+    b.apply(policy(BANDS))
+    b.create(
+        "VIP", subject="carer access", customer={"email": "v@example.com", "monthly_value": 150}
+    )
+    b.create(
+        "STD", subject="carer access", customer={"email": "s@example.com", "monthly_value": 10}
+    )
+    b.advance(timedelta(hours=4, minutes=1))
+    assert [e.data["what"] for e in b.timeline("VIP", "reminder.due")] == ["CSM review due"]
+    assert b.timeline("STD", "reminder.due") == []

@@ -32,9 +32,14 @@ class PlannedTimer:
 
 
 def build_snapshot(
-    policy: Policy, decision: Decision, channel: str | None, started: datetime
+    policy: Policy,
+    decision: Decision,
+    channel: str | None,
+    started: datetime,
+    amount: float | None = None,
 ) -> dict[str, Any]:
-    """The escalation's frozen copy of what its policy said when it started."""
+    """The escalation's frozen copy of what its policy said when it started (``amount``:
+    the amount at stake, whose authority band may set the resolution clock)."""
     targets = sla_targets(
         policy,
         category_id=decision.category,
@@ -42,6 +47,9 @@ def build_snapshot(
         priority_id=decision.priority,
         channel=channel,
     )
+    band = band_resolution(policy, decision.category, amount)
+    if band is not None:
+        targets[ClockName.resolution] = band
     calendar, calendar_source = calendar_choice(policy, decision.team or None, decision.priority)
     priority = policy.get_priority(decision.priority) if decision.priority else None
     ladder: Ladder | None = (
@@ -83,9 +91,30 @@ def build_snapshot(
         "followups": [
             f.model_dump(mode="json")
             for f in policy.followups
-            if not f.priorities or (decision.priority in f.priorities)
+            if (not f.priorities or (decision.priority in f.priorities))
+            and (not f.tags or set(f.tags) & set(decision.tags))
         ],
     }
+
+
+def band_resolution(
+    policy: Policy, category_id: str | None, amount: float | None
+) -> SlaTarget | None:
+    """The resolution clock an amount band's timeline sets (seed 000: "$100-$500 | L2
+    Specialist | 24-48 hours"): the band of the category's authority action that holds
+    ``amount``, when it has ``resolution``. Most specific of all: it is the amount's."""
+    if category_id is None or amount is None:
+        return None
+    cat = policy.get_category(category_id)
+    action = next((a for a in policy.authority.actions if a.id == cat.authority), None)
+    if action is None:
+        return None
+    band = next((b for b in action.bands if b.holds(amount)), None)
+    if band is None or band.resolution is None:
+        return None
+    return SlaTarget.of(
+        band.resolution, f"authority {action.id} band '{band.describe()}'", "resolution"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -759,6 +759,10 @@ class FollowUp(Model):
     every: Duration
     to: Recipient
     priorities: list[Id] = Field(default_factory=list, description="Only at these priorities")
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Only for escalations routed with one of these tags (seed 004: VIP)",
+    )
     audience: Audience = Audience.internal
     if_idle: bool = Field(
         False,
@@ -853,6 +857,13 @@ class Band(Model):
     through: float | None = None
     authority: list[Id] = Field(min_length=1, description="Roles, teams or levels that may act")
     timeline: str | None = None
+    resolution: Target | None = Field(
+        None,
+        description=(
+            "The band's timeline as a clock: the escalation's resolution target (and "
+            "maximum) when its amount falls in this band, e.g. {target: 24h, maximum: 48h}"
+        ),
+    )
     lead_only: bool = False
 
     @model_validator(mode="before")

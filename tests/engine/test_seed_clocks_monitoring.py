@@ -1,5 +1,5 @@
-"""Issue 16 classes 5, 8 and 10 as engine rules (memory store; the SQL stores run the same
-service code and are held to the memory store by the store tests):
+"""Issue 16 classes 5, 8, 9 and 10 as engine rules (the clocks, monitoring and ceiling on
+every store; the rest on the memory store):
 
 - class 5: a team's or level's response target starts when the escalation *reaches* it
   (escalation, reassignment, trigger, ladder step), not only at creation (seed 002: Tier 3
@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from escalation_harness import Harness, only, policy
 
+from escalade.store import Store
 from escalade.store.memory import MemoryStore
 
 T0 = datetime(2026, 3, 9, 14, 0, tzinfo=UTC)  # a Monday
@@ -61,8 +62,8 @@ routing: {default_priority: P2, default_category: outage}
 
 
 @pytest.fixture
-def h() -> Harness:
-    h = Harness.start(MemoryStore(), T0)
+def h(store: Store) -> Harness:
+    h = Harness.start(store, T0)
     h.apply(policy(TIERS))
     return h
 
@@ -174,8 +175,8 @@ triggers:
 
 
 @pytest.fixture
-def m() -> Harness:
-    m = Harness.start(MemoryStore(), T0)
+def m(store: Store) -> Harness:
+    m = Harness.start(store, T0)
     m.apply(policy(MONITORED))
     return m
 
@@ -257,8 +258,8 @@ routing: {default_priority: SEV-4, default_category: general_inquiry}
 
 
 @pytest.fixture
-def c() -> Harness:
-    c = Harness.start(MemoryStore(), T0)
+def c(store: Store) -> Harness:
+    c = Harness.start(store, T0)
     c.apply(policy(CEILING))
     return c
 

@@ -333,7 +333,7 @@ def management_alert(
     and the escalation stays where it is (``escalation.at_top`` says why)."""
     note = (
         f"category '{esc.category}' escalates by itself only up to {cap}: "
-        f"the manager of {esc.team} is alerted instead"
+        f"the manager (else the lead) of team {esc.team} is alerted instead"
     )
     fx.log(esc, EventKind.escalation_at_top, SYSTEM, at, {"cause": "sla_breach", "note": note}, why)
     messages = manager_messages(policy, esc.team, why)

@@ -425,3 +425,34 @@ def test_a_followup_with_tags_runs_only_for_escalations_that_carry_them() -> Non
     b.advance(timedelta(hours=4, minutes=1))
     assert [e.data["what"] for e in b.timeline("VIP", "reminder.due")] == ["CSM review due"]
     assert b.timeline("STD", "reminder.due") == []
+
+
+def test_reply_while_waiting_is_seen_when_the_policy_does_not_pause_clocks() -> None:
+    text = MONITORED.replace(
+        "categories: [{id: general, owner: support}]",
+        "categories: [{id: general, owner: support}]\nsla: {pause_when_waiting_on_customer: false}",
+    )
+    w = Harness.start(MemoryStore(), T0)
+    w.apply(policy(text))
+    w.create("NP", subject="photos gone", description="please look", priority="P1")
+    w.act("NP", "waiting_on_customer", by="tess")
+    w.act("NP", "customer_reply", by="customer", text="Here it is.")
+    w.act("NP", "customer_reply", by="customer", text="And one more file.")  # no longer waiting
+    assert _fired(w, "NP") == ["reply-while-waiting"]
+
+
+def test_arrival_response_precedence() -> None:
+    from escalade.sla.clocks import arrival_response
+
+    p = policy(TIERS)
+    found = arrival_response(p, "tier3", "T3", "P1")
+    assert found is not None and found[1] == "tier3"
+    assert found[0].source == "sla row tier3×P1" and found[0].target == timedelta(minutes=15)
+    # a level reached while the team stays: the level's own team's row
+    found = arrival_response(p, "tier1", "T3", "P0")
+    assert found is not None and found[1] == "tier3"
+    # only the team moved (same level): no row for billing, nothing of the level's
+    assert arrival_response(p, "billing", "T3", "P1", level_reached=False) is None
+    # the level's own response when no row applies
+    found = arrival_response(p, "tier2", "T2", "P2")
+    assert found is not None and found[1] is None and found[0].source == "level T2"

@@ -334,7 +334,12 @@ def test_priority_from_the_seeds_severity_examples() -> None:
     )
     market = _router("marketplace-matrix")
     assert _route(market, "Notifications arrive hours late").priority == "P2"
-    assert _route(market, UNRELATED).priority is None  # nothing close: no priority invented
+    # nothing close: no priority invented by similarity; the policy's default applies
+    # (issue 16: every escalation gets a priority)
+    unrelated = _route(market, UNRELATED)
+    assert unrelated.priority == "P2"
+    assert "policy default priority 'P2'" in unrelated.reasons
+    assert not any(r.startswith("priority 'P") for r in unrelated.reasons)
     import yaml
 
     text = """

@@ -95,7 +95,12 @@ def next_up(
     rungs = path_rungs(policy, category_id, start_team)
     pos = _position(rungs, team, owner)
     if 0 <= pos < len(rungs) - 1:
-        return rungs[pos + 1]
+        for rung in rungs[pos + 1 :]:
+            # a path step to a tier below where the escalation already is (a ladder raised
+            # it) is not a step up: Tier 3 not answering never sends it back to Tier 2
+            below = policy.is_level(rung.level) and policy.raises_level(rung.level, level)
+            if not (policy.is_level(level) and below):
+                return rung
     ids = [lv.id for lv in policy.levels]
     if level in ids:
         i = ids.index(level)

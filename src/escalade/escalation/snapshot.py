@@ -20,7 +20,7 @@ from escalade.escalation.kinds import TimerKind
 from escalade.policy.models import Calendar, Ladder, Level, Policy, Recipient
 from escalade.routing.models import Decision
 from escalade.sla.calendar import BusinessCalendar
-from escalade.sla.clocks import ClockName, calendar_choice, sla_targets
+from escalade.sla.clocks import ClockName, SlaTarget, calendar_choice, sla_targets
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,14 @@ class PlannedTimer:
 
 
 def build_snapshot(
-    policy: Policy, decision: Decision, channel: str | None, started: datetime
+    policy: Policy,
+    decision: Decision,
+    channel: str | None,
+    started: datetime,
+    amount: float | None = None,
 ) -> dict[str, Any]:
-    """The escalation's frozen copy of what its policy said when it started."""
+    """The escalation's frozen copy of what its policy said when it started (``amount``:
+    the amount at stake, whose authority band may set the resolution clock)."""
     targets = sla_targets(
         policy,
         category_id=decision.category,
@@ -42,6 +47,9 @@ def build_snapshot(
         priority_id=decision.priority,
         channel=channel,
     )
+    band = band_resolution(policy, decision.category, amount)
+    if band is not None:
+        targets[ClockName.resolution] = band
     calendar, calendar_source = calendar_choice(policy, decision.team or None, decision.priority)
     priority = policy.get_priority(decision.priority) if decision.priority else None
     ladder: Ladder | None = (
@@ -83,9 +91,30 @@ def build_snapshot(
         "followups": [
             f.model_dump(mode="json")
             for f in policy.followups
-            if not f.priorities or (decision.priority in f.priorities)
+            if (not f.priorities or (decision.priority in f.priorities))
+            and (not f.tags or set(f.tags) & set(decision.tags))
         ],
     }
+
+
+def band_resolution(
+    policy: Policy, category_id: str | None, amount: float | None
+) -> SlaTarget | None:
+    """The resolution clock an amount band's timeline sets (seed 000: "$100-$500 | L2
+    Specialist | 24-48 hours"): the band of the category's authority action that holds
+    ``amount``, when it has ``resolution``. Most specific of all: it is the amount's."""
+    if category_id is None or amount is None:
+        return None
+    cat = policy.get_category(category_id)
+    action = next((a for a in policy.authority.actions if a.id == cat.authority), None)
+    if action is None:
+        return None
+    band = next((b for b in action.bands if b.holds(amount)), None)
+    if band is None or band.resolution is None:
+        return None
+    return SlaTarget.of(
+        band.resolution, f"authority {action.id} band '{band.describe()}'", "resolution"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,38 +359,59 @@ def sla_timers(
 
 
 def level_timers(
-    level: Level,
+    level: Level | None,
     calendar: BusinessCalendar,
     esc_id: int,
     since: datetime,
     generation: int,
     warn_fraction: float,
     *,
-    response: bool,
+    response: SlaTarget | None,
+    team: str | None = None,
+    responder: str | None = None,
+    response_calendar: BusinessCalendar | None = None,
 ) -> list[PlannedTimer]:
-    """Clocks of the level an escalation has just reached: its response target (after an
-    escalation, the new level must answer in time) and its time box (``resolve_within``)."""
+    """Clocks of the level (or team) an escalation has just reached: its response target
+    (``response``: after an escalation, reassignment, trigger or ladder step the new team
+    or level must answer in time; see ``sla.clocks.arrival_response``; ``team``: the team
+    it is with, whose hand-on ends the clock; ``responder``: the team whose target it is)
+    and the level's time box (``resolve_within``)."""
     out: list[PlannedTimer] = []
-    prefix = f"esc:{esc_id}:level:{level.id}:{generation}"
-    base = {"level": level.id, "since": since.isoformat()}
-    if response and level.response is not None and level.response > timedelta(0):
-        due = calendar.add(since, level.response)
-        payload = {**base, "clock": "response", "due": due.isoformat()}
-        warn = calendar.add(since, level.response * warn_fraction)
+    level_id = level.id if level is not None else None
+    prefix = f"esc:{esc_id}:level:{level_id or '-'}:{generation}"
+    base: dict[str, Any] = {"level": level_id, "since": since.isoformat()}
+    if response is not None and response.target > timedelta(0):
+        if team is not None:
+            base_r = {**base, "team": team, **({"responder": responder} if responder else {})}
+            prefix_r = f"{prefix}:{team}"
+        else:
+            base_r, prefix_r = base, prefix
+        rcal = response_calendar or calendar
+        due = rcal.add(since, response.limit())
+        payload = {
+            **base_r,
+            "clock": "response",
+            "due": due.isoformat(),
+            "source": f"{response.source} {response.field}",
+        }
+        warn = rcal.add(since, response.target * warn_fraction)
         out.append(
             PlannedTimer(
-                TimerKind.level_clock, warn, f"{prefix}:response:warn", {**payload, "stage": "warn"}
+                TimerKind.level_clock,
+                warn,
+                f"{prefix_r}:response:warn",
+                {**payload, "stage": "warn"},
             )
         )
         out.append(
             PlannedTimer(
                 TimerKind.level_clock,
                 due,
-                f"{prefix}:response:breach",
+                f"{prefix_r}:response:breach",
                 {**payload, "stage": "breach"},
             )
         )
-    if level.resolve_within is not None:
+    if level is not None and level.resolve_within is not None:
         due = calendar.add(since, level.resolve_within)
         out.append(
             PlannedTimer(

@@ -98,7 +98,8 @@ def related_triggers(policy: Policy) -> list[Trigger]:
 
 def related_key(kind: str, e: InFlight) -> str | None:
     """What makes escalations related for a threshold trigger (``related: kind``): the same
-    category, customer (email, else id; case-insensitive), alert key, or subject. None when
+    category, customer (email, else id; case-insensitive), customer and category together
+    (``customer_category``: the same issue from one customer), alert key, or subject. None when
     the escalation has none: a missing or empty key never relates anything."""
     value: object
     if kind == "category":
@@ -106,6 +107,11 @@ def related_key(kind: str, e: InFlight) -> str | None:
     elif kind == "customer":
         value = e.customer.get("email") or e.customer.get("id")
         value = str(value).strip().lower() if value is not None else None
+    elif kind == "customer_category":
+        # "multiple contacts for the same issue" (seed 000): one customer, one subject matter
+        who = e.customer.get("email") or e.customer.get("id")
+        who_text = str(who).strip().lower() if who is not None else ""
+        value = f"{who_text}|{e.category}" if who_text and e.category else None
     elif kind == "alert_key":
         value = (e.package.get("fields") or {}).get("alert_key")
     else:

@@ -555,6 +555,14 @@ class Category(Model):
     )
     level: Id | None = None
     max_level: Id | None = Field(None, description="Highest default level, e.g. L3-L4")
+    auto_escalate_up_to: Id | None = Field(
+        None,
+        description=(
+            "Highest level an SLA breach moves it to by itself; a breach there alerts the "
+            "team's manager instead (seed 000: Timeout → Auto Escalate → Timeout → "
+            "Management Alert). People may still escalate it further"
+        ),
+    )
     path: list[PathStep] = Field(default_factory=list, description="Escalation path in order")
     priority: Id | None = Field(None, description="Default priority")
     sla: Targets | None = None
@@ -768,6 +776,10 @@ class FollowUp(Model):
     every: Duration
     to: Recipient
     priorities: list[Id] = Field(default_factory=list, description="Only at these priorities")
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Only for escalations routed with one of these tags (seed 004: VIP)",
+    )
     audience: Audience = Audience.internal
     if_idle: bool = Field(
         False,
@@ -792,8 +804,14 @@ class Threshold(Model):
     activity: str | None = Field(
         None, description="Activity action counted, e.g. household.created"
     )
-    related: Literal["category", "customer", "alert_key", "text"] | None = Field(
-        None, description="Count related escalations sharing this"
+    related: Literal["category", "customer", "alert_key", "text", "customer_category"] | None = (
+        Field(
+            None,
+            description=(
+                "Count related escalations sharing this (customer_category: the same "
+                "customer about the same category, i.e. the same issue)"
+            ),
+        )
     )
     more_than: int = Field(ge=0)
     window: Duration = Field(description="Counting window, e.g. 1d")
@@ -824,6 +842,7 @@ class Trigger(Model):
             "customer_request",
             "supervisor_request",
             "create",
+            "customer_reply",
         ]
         | None
     ) = None
@@ -855,6 +874,13 @@ class Band(Model):
     through: float | None = None
     authority: list[Id] = Field(min_length=1, description="Roles, teams or levels that may act")
     timeline: str | None = None
+    resolution: Target | None = Field(
+        None,
+        description=(
+            "The band's timeline as a clock: the escalation's resolution target (and "
+            "maximum) when its amount falls in this band, e.g. {target: 24h, maximum: 48h}"
+        ),
+    )
     lead_only: bool = False
 
     @model_validator(mode="before")

@@ -335,6 +335,7 @@ def _check_references(ctx: _Ctx) -> None:
         r.need_all((*base, "also"), c.also, ["teams"])
         r.need((*base, "level"), c.level, ["levels"])
         r.need((*base, "max_level"), c.max_level, ["levels"])
+        r.need((*base, "auto_escalate_up_to"), c.auto_escalate_up_to, ["levels"])
         r.need((*base, "priority"), c.priority, ["priorities"])
         r.need_all((*base, "handling"), c.handling, ["handling"])
         if c.authority is not None and c.authority not in _ids(p.authority.actions):
@@ -806,7 +807,36 @@ def role_step_warnings(policy: Policy) -> Iterator[tuple[Path_, str]]:
                 )
 
 
-WARNINGS: tuple[PolicyWarning, ...] = (trigger_without_effect, role_step_warnings)
+def warn_no_priority(policy: Policy) -> Iterator[tuple[Path_, str]]:
+    """Categories whose tickets can end up with no priority (issue 16, class 7): the
+    category names none and the policy has no ``routing.default_priority``. Such a ticket
+    gets no priority SLA, no ladder and no priority follow-ups unless its text happens to
+    name a priority (seed 001: a security report sat three days untouched)."""
+    if policy.routing.default_priority or not policy.priorities:
+        return
+    for i, cat in enumerate(policy.categories):
+        if cat.priority:
+            continue
+        yield (
+            ("categories", i),
+            f"category '{cat.id}' has no priority and the policy has no "
+            "routing.default_priority: its tickets get no priority (no priority SLA, "
+            "ladder or follow-ups) unless their text names one; give it 'priority:' "
+            "or set routing.default_priority",
+        )
+    if not policy.categories:
+        yield (
+            ("routing",),
+            "no routing.default_priority: a ticket that nothing gives a priority gets "
+            "none (no priority SLA, ladder or follow-ups)",
+        )
+
+
+WARNINGS: tuple[PolicyWarning, ...] = (
+    trigger_without_effect,
+    role_step_warnings,
+    warn_no_priority,
+)
 """Every kind of warning ``escalade policy check`` gives a valid policy."""
 
 

@@ -28,6 +28,7 @@ from escalade.escalation.snapshot import (
     sla_timers,
 )
 from escalade.policy.models import Policy
+from escalade.service import monitoring
 from escalade.service.delivery import resolve_pages, tell_who_took_it
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused, NotFound
@@ -169,6 +170,9 @@ def reassign(a: Acting) -> EscalationRow:
     else:
         raise ActionRefused(f"'{to}' is neither a team nor a person of the policy")
     a.fx.log(moved, EventKind.escalation_reassigned, a.by, a.now, data, a.reason)
+    if moved.team != esc.team or moved.level != esc.level:
+        # the new team must answer
+        arm_level(a.fx, policy, moved, a.now, response=True, new_level=moved.level != esc.level)
     return moved
 
 
@@ -199,11 +203,16 @@ def waiting_on_customer(a: Acting) -> EscalationRow:
 
 def customer_reply(a: Acting) -> EscalationRow:
     esc = a.esc
+    was_waiting = monitoring.waiting_on_customer(a.fx, esc)
+    earlier = monitoring.earlier_words(a.fx, esc)
     a.fx.log(esc, EventKind.customer_replied, a.by, a.now, {"text": a.text or ""})
     paused = a.fx.paused_since(esc)
     if paused is not None and not is_done(esc.state):
         resume(a.fx, esc, paused, a.now)
-    return esc
+    # seed 001 monitoring: a reply while we waited, a reply whose mood dropped
+    return monitoring.on_customer_reply(
+        a.fx, a.policy, esc, a.text or "", a.now, was_waiting=was_waiting, earlier=earlier
+    )
 
 
 def resume(fx: Effects, esc: EscalationRow, paused: datetime, now: datetime) -> None:

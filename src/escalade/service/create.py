@@ -59,7 +59,7 @@ class Create:
             w.locks.acquire(f"ref:{ref}")  # concurrent creates with one ref: one wins
             if w.escalations.get_by_ref(ref) is not None:
                 raise ActionRefused(f"an escalation named '{ref}' already exists")
-        stored = build_snapshot(active.policy, decision, inp.channel, now)
+        stored = build_snapshot(active.policy, decision, inp.channel, now, inp.amount)
         esc = w.escalations.add(
             policy_version_id=active.version_id,
             snapshot=stored,

@@ -24,6 +24,7 @@ from escalade.oncall.schedule import Override
 from escalade.policy.models import Audience, Policy, Recipient, Trigger
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused
+from escalade.sla.clocks import arrival_response, calendar_for
 from escalade.store.rows import EscalationRow
 
 
@@ -72,9 +73,10 @@ def escalate(
         to_level == from_level or policy.raises_level(from_level, to_level)
     ):
         to_level = from_level  # escalating never lowers the level
+    from_team = esc.team
     esc = fx.update(esc, now, team=rung.team, level=to_level, owner=owner)
-    if to_level != from_level:
-        arm_level(fx, policy, esc, now, response=True)
+    if to_level != from_level or esc.team != from_team:
+        arm_level(fx, policy, esc, now, response=True, new_level=to_level != from_level)
     fx.log(
         esc,
         EventKind.escalation_escalated,
@@ -157,20 +159,51 @@ def named_rung(policy: Policy, to: str, esc: EscalationRow) -> rungs.Rung:
 
 
 def arm_level(
-    fx: Effects, policy: Policy, esc: EscalationRow, now: datetime, *, response: bool
+    fx: Effects,
+    policy: Policy,
+    esc: EscalationRow,
+    now: datetime,
+    *,
+    response: bool,
+    new_level: bool = True,
 ) -> None:
-    """Start the clocks of the level the escalation is at now: its response target
-    (``response``: after an escalation the new level must answer in time) and its time
-    box. Business time on the level's calendar, else the escalation's."""
+    """Start the clocks of the team and level the escalation is at now: its response target
+    (``response``: the escalation has just reached them, so they must answer in time;
+    ``new_level``: the level is new too, not only the team; see
+    ``sla.clocks.arrival_response``) and the level's time box. Business time on the
+    level's calendar (a (team, priority) row's: the priority's, else the team's)."""
     level = next((lv for lv in policy.levels if lv.id == esc.level), None)
-    if level is None:
+    found = (
+        arrival_response(policy, esc.team, esc.level, esc.priority, level_reached=new_level)
+        if response
+        else None
+    )
+    answer, responder = found if found is not None else (None, None)
+    if level is None and answer is None:
         return
     snap = Snapshot.of(esc.snapshot)
     calendar = (
-        business_calendar(policy.get_calendar(level.calendar)) if level.calendar else snap.calendar
+        business_calendar(policy.get_calendar(level.calendar))
+        if level is not None and level.calendar
+        else snap.calendar
     )
+    if responder is not None:
+        # a (team, priority) row: the priority's calendar, else the team's (an emergency
+        # response at a business-hours tier runs around the clock)
+        answer_calendar = business_calendar(calendar_for(policy, esc.team, esc.priority))
+    else:
+        answer_calendar = calendar
     timers = level_timers(
-        level, calendar, esc.id, now, esc.version, snap.warn_at, response=response
+        level,
+        calendar,
+        esc.id,
+        now,
+        esc.version,
+        snap.warn_at,
+        response=answer,
+        team=esc.team if responder is not None else None,
+        responder=responder,
+        response_calendar=answer_calendar,
     )
     fx.schedule(esc, timers, now)
 
@@ -197,9 +230,11 @@ def apply_trigger(
     why: str,
     *,
     record: bool = True,
+    cap: str | None = None,
 ) -> EscalationRow:
     """A trigger that fires on an escalation in flight: record it (unless the caller did),
-    then raise its level or priority and inform whom it names."""
+    then raise its level (never above ``cap``, a breach's ceiling) or priority and inform
+    whom it names."""
     trigger_id, kind, then = trig.id, trig.kind, trig.then
     if record:
         fx.log(
@@ -213,7 +248,7 @@ def apply_trigger(
     if then.team and then.team != esc.team:
         # the trigger names the team that takes it over (one team at a time)
         team_level = policy.get_team(then.team).level or esc.level
-        previous = esc.team
+        previous, previous_level = esc.team, esc.level
         esc = fx.update(esc, at, team=then.team, owner=None, level=team_level)
         fx.log(
             esc,
@@ -223,7 +258,11 @@ def apply_trigger(
             {"from": previous, "to": then.team, "by": SYSTEM, "handoff": True},
             f"{kind.value} trigger '{trigger_id}'",
         )
+        # the team it reached must answer
+        arm_level(fx, policy, esc, at, response=True, new_level=esc.level != previous_level)
     target = then.level or then.min_level
+    if target and cap is not None and policy.raises_level(cap, target):
+        target = cap  # a breach moves it no higher than its category's ceiling
     if target and policy.raises_level(esc.level, target):
         esc = escalate(
             fx,
@@ -281,8 +320,12 @@ def on_breach(
 ) -> EscalationRow:
     """The policy's breach actions (``sla.on_breach``), then triggers ``on: sla_breach``."""
     breached_by = esc.team  # whose clock it was, before an escalation hands it on
+    cap = breach_cap(policy, esc)
     for action in Snapshot.of(esc.snapshot).on_breach:
-        if action == "escalate":
+        if action == "escalate" and cap is not None and not policy.raises_level(esc.level, cap):
+            # at the category's ceiling for automatic escalation: alert, do not climb
+            management_alert(fx, policy, esc, clock, why, at, cap)
+        elif action == "escalate":
             cause = (
                 EscalateCause.no_ack
                 if clock in ("response", "acknowledgement")
@@ -307,5 +350,43 @@ def on_breach(
             esc = raise_priority(fx, policy, esc, at, why)
     for trig in policy.triggers:
         if trig.on == "sla_breach" and holds_in_flight(trig.when, esc):
-            esc = apply_trigger(fx, policy, esc, trig, at, why)
+            esc = apply_trigger(fx, policy, esc, trig, at, why, cap=cap)
     return esc
+
+
+def breach_cap(policy: Policy, esc: EscalationRow) -> str | None:
+    """The highest level a breach may move this escalation to by itself (its category's
+    ``auto_escalate_up_to``), or None for no ceiling."""
+    if not esc.category or not policy.is_level(esc.level):
+        return None
+    cat = next((c for c in policy.categories if c.id == esc.category), None)
+    return cat.auto_escalate_up_to if cat is not None else None
+
+
+def management_alert(
+    fx: Effects,
+    policy: Policy,
+    esc: EscalationRow,
+    clock: str,
+    why: str,
+    at: datetime,
+    cap: str,
+) -> None:
+    """A breach at the category's ceiling: the team's manager (else its leads) is alerted
+    and the escalation stays where it is (``escalation.at_top`` says why)."""
+    note = (
+        f"category '{esc.category}' escalates by itself only up to {cap}: "
+        f"the manager (else the lead) of team {esc.team} is alerted instead"
+    )
+    fx.log(esc, EventKind.escalation_at_top, SYSTEM, at, {"cause": "sla_breach", "note": note}, why)
+    messages = manager_messages(policy, esc.team, why)
+    if not messages:
+        fx.log(
+            esc,
+            EventKind.notification_held,
+            SYSTEM,
+            at,
+            {"audience": "internal", "to": f"manager of {esc.team}"},
+            f"team '{esc.team}' has no manager or lead in the policy",
+        )
+    fx.send(policy, esc, messages, at, f"breach:{clock}:{esc.version}:ceiling")

@@ -27,8 +27,10 @@ from escalade.service.effects import Effects
 from escalade.service.handoffs import handoff
 from escalade.service.moves import (
     arm_level,
+    breach_cap,
     escalate,
     level_team_messages,
+    management_alert,
     on_breach,
 )
 from escalade.store import UnitOfWork
@@ -127,6 +129,8 @@ def level_clock(
     p = timer.payload
     if esc.level != p["level"] or is_done(esc.state):
         return
+    if p.get("team") is not None and esc.team != p["team"]:
+        return  # the team whose response it was has handed it on
     since = datetime.fromisoformat(p["since"])
     if p["clock"] == "response" and responded_since(fx, esc, since):
         return
@@ -134,8 +138,9 @@ def level_clock(
         "clock": "level response" if p["clock"] == "response" else "level time box",
         "level": p["level"],
         "due": _due(timer),
-        "source": f"level {p['level']} "
-        + ("response" if p["clock"] == "response" else "resolve_within"),
+        "source": p.get("source")
+        or f"level {p['level']} " + ("response" if p["clock"] == "response" else "resolve_within"),
+        **({"team": p.get("responder") or p["team"]} if p.get("team") is not None else {}),
         **_late(timer),
     }
     if p["stage"] == "warn":
@@ -144,6 +149,10 @@ def level_clock(
     fx.log(esc, EventKind.sla_breached, SYSTEM, at, data)
     if p["clock"] == "timebox":
         why = f"not resolved within level {p['level']}'s time box"
+        cap = breach_cap(policy, esc)
+        if cap is not None and not policy.raises_level(esc.level, cap):
+            management_alert(fx, policy, esc, "timebox", why, at, cap)
+            return
         escalate(
             fx,
             policy,
@@ -155,7 +164,12 @@ def level_clock(
             strict=False,
         )
     else:
-        on_breach(fx, policy, esc, "response", f"level {p['level']} did not respond", at)
+        who = (
+            f"team {p.get('responder') or p['team']}"
+            if p.get("team") is not None
+            else f"level {p['level']}"
+        )
+        on_breach(fx, policy, esc, "response", f"{who} did not respond", at)
 
 
 def last_human_action(fx: Effects, esc: EscalationRow) -> datetime | None:
@@ -197,7 +211,7 @@ def ladder_step(
         # "Billing → Tier 3" path still starts from Tier 1 after the P1 page).
         from_level = esc.level
         esc = fx.update(esc, at, level=step.level)
-        arm_level(fx, policy, esc, at, response=False)
+        arm_level(fx, policy, esc, at, response=True)  # the level reached must answer
         fx.log(
             esc,
             EventKind.escalation_escalated,

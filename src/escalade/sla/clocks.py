@@ -156,6 +156,38 @@ def sla_targets(
     return found
 
 
+def arrival_response(
+    policy: Policy,
+    team_id: str | None,
+    level_id: str | None,
+    priority_id: str | None,
+    *,
+    level_reached: bool = True,
+) -> tuple[SlaTarget, str | None] | None:
+    """The response target that starts when an escalation *reaches* a team or level (by an
+    escalation, a reassignment, a trigger or a ladder step), not only at creation (seed
+    002: Tier 3 answers in 15 min for P0/P1, Tier 4 in 1 h in an emergency).
+
+    Most specific first: the ``sla.rows`` row for (team, priority); when the escalation
+    has just reached a level (``level_reached``), the row for (the level's own team,
+    priority) (a ladder step that pages Tier 3 while the ticket stays with its team), then
+    the level's ``response``. The category's and the priority's targets are not used
+    here: they are the whole escalation's clocks, running since creation. Returns the
+    target and the team whose row it is (None for the level's own target)."""
+    level = next((lv for lv in policy.levels if lv.id == level_id), None)
+    teams = [team_id] if team_id is not None else []
+    if level_reached and level is not None and level.team and level.team not in teams:
+        teams.append(level.team)
+    for team in teams:
+        row = _row(policy, team, priority_id)
+        if row is not None and row.response is not None:
+            source = f"sla row {row.team}×{row.priority}"
+            return SlaTarget.of(row.response, source, "response"), row.team
+    if level_reached and level is not None and level.response is not None:
+        return SlaTarget(level.response, None, f"level {level.id}", "response"), None
+    return None
+
+
 # --------------------------------------------------------------------------- calendars
 
 ALWAYS = Calendar(id="always", name="24/7", timezone="UTC", always=True)

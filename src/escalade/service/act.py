@@ -21,6 +21,7 @@ from escalade.escalation.lifecycle import (
     is_done,
     next_state,
 )
+from escalade.escalation.messages import resolved_messages
 from escalade.escalation.snapshot import (
     Snapshot,
     followup_timers,
@@ -259,6 +260,12 @@ def resolve(a: Acting) -> EscalationRow:
         a.now,
         {"by": a.by, "resolution": a.reason or a.text or ""},
     )
+    # the notification rules sent at resolution (seed 002's post-resolution summary)
+    summary = resolved_messages(a.policy, esc, a.now, a.fx.overrides)
+    if summary:
+        a.fx.send(
+            a.policy, esc, summary, a.now, f"resolved:{esc.version}", resolution=a.reason or a.text
+        )
     pm = Snapshot.of(esc.snapshot).postmortem
     if pm and pm.required:
         due = a.now + pm.due if pm.due else None

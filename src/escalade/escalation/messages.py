@@ -319,8 +319,8 @@ def template_context(
     resolved_at: datetime | None = None,
 ) -> dict[str, Any]:
     """What message templates see: ``escalation`` (and its parts at the top level). Its
-    keys are ``policy.templates.ESCALATION_KEYS``; a value the escalation lacks is
-    ``None`` and renders as ``(not given)``."""
+    keys are ``policy.templates.ESCALATION_KEYS``; a value the escalation lacks is left
+    out and renders as ``(not given)``."""
     d = esc.snapshot.get("decision", {})
     pkg = esc.package
     team = next((t for t in policy.teams if t.id == esc.team), None) if policy else None
@@ -365,6 +365,9 @@ def template_context(
         "resolution": resolution,
         "resolution_time": format_duration(resolved_at - esc.created_at) if resolved_at else None,
     }
+    # a value the escalation lacks is left out, so that it renders "(not given)" and
+    # ``| default('…')`` can choose other words for it
+    escalation = {k: v for k, v in escalation.items() if v is not None}
     return {
         "ref": esc.ref,
         "escalation": escalation,

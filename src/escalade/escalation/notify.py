@@ -180,9 +180,13 @@ def render_message(policy: Policy, message: Message, context: dict[str, Any]) ->
         name, subject, body = tpl.id, tpl.subject or "", tpl.body
     else:
         name, subject, body = default_template(policy, message.audience, message.channel)
+    if not subject:  # a template without a subject line gets the default one's
+        subject = default_template(policy, message.audience, message.channel)[1]
     if message.audience != Audience.customer.value and "escalation.never" not in body:
         body = body.rstrip("\n") + "\n" + templates.HANDLING_SECTION
-    rendered_subject, rendered_body = _render_text(name, subject, body, context)
+    rendered_subject, rendered_body = _render_text(
+        name, subject, body, {**context, "message": message.data}
+    )
     return Rendered(rendered_subject, rendered_body.strip("\n") + "\n", name)
 
 

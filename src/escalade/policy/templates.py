@@ -66,9 +66,21 @@ ESCALATION_KEYS = frozenset(
 """What ``escalation`` holds in a template (``escalation.messages.template_context``)."""
 
 TOP_LEVEL = frozenset(
-    {"ref", "escalation", "customer", "impact", "fields", "ticket", "package", "decision"}
+    {
+        "ref",
+        "escalation",
+        "customer",
+        "impact",
+        "fields",
+        "ticket",
+        "package",
+        "decision",
+        "message",
+    }
 )
-"""The names a template may use at its top level (Jinja's own globals aside)."""
+"""The names a template may use at its top level (Jinja's own globals aside). ``message``
+is what the sender said about this one message: ``why`` it was sent (a breach, a
+notification that did not arrive), ladder ``step`` and ``note``, ``cause``, ``mention``."""
 
 
 class Missing(jinja2.ChainableUndefined):
@@ -152,7 +164,12 @@ does not show ``escalation.never`` itself."""
 
 _INTERNAL_BODY = (
     """\
-{{ escalation.ref }}: {{ escalation.subject }}
+{% if message.why %}{{ message.why }}
+{% endif %}{% if message.step %}Ladder {{ message.ladder }}, step {{ message.step }}\
+{% if message.note %}: {{ message.note }}{% endif %}
+{% elif message.note %}{{ message.note }}
+{% endif %}{% if message.cause %}Escalated ({{ message.cause }})
+{% endif %}{{ escalation.ref }}: {{ escalation.subject }}
 Priority: {{ escalation.priority }}   Category: {{ escalation.category }}
 Team: {{ escalation.team_name }}   Level: {{ escalation.level }}   State: {{ escalation.state }}
 Owner: {{ escalation.owner }}   Open for: {{ escalation.age }}

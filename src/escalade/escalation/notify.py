@@ -161,12 +161,16 @@ def default_template(policy: Policy, audience: str, channel: str) -> tuple[str, 
                 and (t.channel.value if t.channel else None) == want
             ):
                 return t.id, t.subject or "", t.body
-    for key in ((audience, channel), (audience, None), ("internal", None)):
+    return _builtin(audience, channel)
+
+
+def _builtin(audience: str, channel: str) -> tuple[str, str, str]:
+    for key in ((audience, channel), (audience, None)):
         if key in templates.BUILTIN:
             subject, body = templates.BUILTIN[key]
-            name = ":".join(["builtin", *[k for k in key if k]])
-            return name, subject, body
-    raise AssertionError("the built-in internal template exists")  # pragma: no cover
+            return ":".join(["builtin", *[k for k in key if k]]), subject, body
+    subject, body = templates.BUILTIN[("internal", None)]
+    return "builtin:internal", subject, body
 
 
 def render_message(policy: Policy, message: Message, context: dict[str, Any]) -> Rendered:
@@ -180,8 +184,8 @@ def render_message(policy: Policy, message: Message, context: dict[str, Any]) ->
         name, subject, body = tpl.id, tpl.subject or "", tpl.body
     else:
         name, subject, body = default_template(policy, message.audience, message.channel)
-    if not subject:  # a template without a subject line gets the default one's
-        subject = default_template(policy, message.audience, message.channel)[1]
+    if not subject:  # a template without a subject line gets the built-in one's
+        subject = _builtin(message.audience, message.channel)[1]
     if message.audience != Audience.customer.value and "escalation.never" not in body:
         body = body.rstrip("\n") + "\n" + templates.HANDLING_SECTION
     rendered_subject, rendered_body = _render_text(

@@ -202,8 +202,8 @@ def test_a_message_without_a_template_uses_the_built_in_one() -> None:
     ctx = template_context(_esc(), POLICY, AT)
     page = Message("pagerduty", "lee", "internal", None, via="schedule:x", data={"step": 2})
     out = render_message(POLICY, page, ctx)
-    assert out.template == "builtin:internal:pagerduty"
-    assert out.subject == "[P1] E-1 needs you: Letter from a lawyer"
+    assert out.template == "builtin:internal"
+    assert out.subject == "[P1] E-1: Letter from a lawyer"
     assert "Ladder (not given), step 2" in out.body
     assert "Team: Legal" in out.body and "Why: r1; r2" in out.body
     customer = Message("email", "c@example.com", "customer", None, via="customer")

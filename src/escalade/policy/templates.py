@@ -184,10 +184,6 @@ BUILTIN: dict[tuple[str, str | None], tuple[str, str]] = {
         "[{{ escalation.priority }}] {{ escalation.ref }}: {{ escalation.subject }}",
         _INTERNAL_BODY,
     ),
-    ("internal", "pagerduty"): (
-        "[{{ escalation.priority }}] {{ escalation.ref }} needs you: {{ escalation.subject }}",
-        _INTERNAL_BODY,
-    ),
     ("stakeholder", None): (
         "FYI [{{ escalation.priority }}] {{ escalation.ref }}: {{ escalation.subject }}",
         _INTERNAL_BODY,

@@ -340,3 +340,55 @@ def test_route_explain_shows_never_and_forward_to() -> None:
     decision = json.loads(r.stdout)
     assert decision["never"] == ["Admit fault", "Make promises", "Discuss legal matters"]
     assert decision["forward_to"] == ["legal@craudiovizai.com"]
+
+
+# ---------------------------------------------------------------- authority on resolve
+
+
+def _dispute_scenario(tmp_path: Path, by: str, amount: int) -> Any:
+    (tmp_path / "s.yaml").write_text(
+        f"""
+policy: {EXAMPLES / "platform-operations.yaml"}
+start: 2026-03-02T10:00:00Z
+until: 1h
+events:
+  - at: 0m
+    create:
+      ref: D-1
+      subject: Client disputes an invoice
+      description: The client says the March invoice was charged twice.
+      category: financial_dispute
+      customer: {{email: payer@example.com}}
+      amount: {amount}
+  - at: 30m
+    resolve: {{ref: D-1, by: {by}, resolution: Refunded the double charge}}
+""",
+        encoding="utf-8",
+    )
+    return CliRunner().invoke(app, ["simulate", str(tmp_path / "s.yaml")])
+
+
+@pytest.mark.parametrize(
+    ("by", "amount", "allowed"),
+    [
+        ("ada", 50, True),  # L1 member: below 100
+        ("ada", 5000, False),  # L1 member: 2,000–10,000 is the finance director's
+        ("marco", 5000, False),  # finance manager: the band below
+        ("nadia", 5000, True),  # finance director
+        ("nobody", 50, False),  # not a person of the policy
+    ],
+)
+def test_resolving_a_dispute_needs_the_authority_of_its_amount_band(
+    tmp_path: Path, by: str, amount: int, allowed: bool
+) -> None:
+    r = _dispute_scenario(tmp_path, by, amount)
+    if allowed:
+        assert r.exit_code == 0, r.output
+        events = [json.loads(line) for line in r.stdout.splitlines()]
+        granted = [e for e in events if e["type"] == "authority.allowed"]
+        assert granted and granted[0]["action"] == "financial_dispute"
+        assert any(e["type"] == "escalation.resolved" for e in events)
+    else:
+        assert r.exit_code == 1
+        assert "authority.financial_dispute" in r.output
+        assert "may decide" in r.output or "not a person of the policy" in r.output

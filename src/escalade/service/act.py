@@ -22,13 +22,13 @@ from escalade.escalation.lifecycle import (
     next_state,
 )
 from escalade.escalation.messages import resolved_messages
-from escalade.policy.authority import person_may
 from escalade.escalation.snapshot import (
     Snapshot,
     followup_timers,
     ladder_timers,
     sla_timers,
 )
+from escalade.policy.authority import person_may
 from escalade.policy.models import Policy
 from escalade.service.delivery import resolve_pages, tell_who_took_it
 from escalade.service.effects import Effects

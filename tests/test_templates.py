@@ -54,7 +54,9 @@ handling:
 templates:
   - id: summary
     subject: "{{ escalation.ref }} for {{ escalation.customer.name }}"
-    body: "Owner {{ escalation.owner }}; notes {{ escalation.fields.notes }}; age {{ escalation.age }}"
+    body: >-
+      Owner {{ escalation.owner }}; notes {{ escalation.fields.notes }};
+      age {{ escalation.age }}
   - id: with-default
     body: "Agent {{ escalation.agent_name | default('the support team') }}"
   - id: shows-never

@@ -394,3 +394,51 @@ def test_resolving_a_dispute_needs_the_authority_of_its_amount_band(
         assert r.exit_code == 1
         assert "authority.financial_dispute" in r.output
         assert "may decide" in r.output or "not a person of the policy" in r.output
+
+
+# ---------------------------------------------------------------- raised notices too
+
+
+def test_a_raise_to_the_owner_refused_by_a_handling_rule_is_recorded() -> None:
+    from escalade.clock import VirtualClock
+    from escalade.routing.models import EscalationInput
+    from escalade.service import EscalationService
+    from escalade.service.delivery import raise_to_owner
+    from escalade.store.memory import MemoryStore
+
+    policy = policy_from_text(
+        """
+id: raise
+teams: [{id: legal, contacts: {chat: "#legal"}}]
+handling: [{id: no-chat, kind: never_in_chat}]
+categories: [{id: lawsuit, owner: legal, handling: [no-chat]}]
+routing: {default_category: lawsuit}
+""",
+        "raise.yaml",
+    )
+    store = MemoryStore()
+    store.upgrade()
+    service = EscalationService(store, VirtualClock(AT))
+    service.apply_policy(policy)
+    esc = service.create(EscalationInput(subject="A letter from counsel"), ref="L-1")
+    with store.unit_of_work() as uow:
+        uow.outbox.enqueue(
+            key="failed-1",
+            channel="email",
+            recipient="counsel@example.com",
+            audience="internal",
+            template=None,
+            payload={},
+            at=AT,
+            escalation_id=esc.id,
+        )
+        failed = uow.outbox.get("failed-1")
+        assert failed is not None
+        row = uow.escalations.get(esc.id)
+        assert row is not None
+        queued = raise_to_owner(policy, {}, uow, row, failed, "mailbox full", AT)
+        entries = uow.timeline.for_escalation(esc.id)
+        uow.commit()
+    assert queued == 0  # the owner's only contact is chat, which the rule forbids
+    held = [e for e in entries if e.kind == "notification.held"]
+    assert [(e.data["to"], e.data["rule"]) for e in held][-1] == ("#legal", "no-chat")

@@ -443,3 +443,36 @@ routing: {default_category: lawsuit}
     assert queued == 0  # the owner's only contact is chat, which the rule forbids
     held = [e for e in entries if e.kind == "notification.held"]
     assert [(e.data["to"], e.data["rule"]) for e in held] == [("#legal", "no-chat")]
+
+
+def test_the_api_decision_shows_never_and_forward_to() -> None:
+    from fastapi.testclient import TestClient
+    from tests.keys import bearer, issue_key
+
+    from escalade.api.app import create_app
+    from escalade.clock import VirtualClock
+    from escalade.policy import load_policy
+    from escalade.settings import Settings
+    from escalade.store.memory import MemoryStore
+
+    path = EXAMPLES / "helpdesk-workflows.yaml"
+    store = MemoryStore()
+    app = create_app(
+        Settings(policy_path=path), load_policy(path), path, VirtualClock(AT), store=store
+    )
+    client = TestClient(app, headers=bearer(issue_key(store, "read")))
+    r = client.post(
+        "/v1/route",
+        json={
+            "subject": "Someone is reading other users' invoices through a security vulnerability"
+        },
+    )
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["category"] == "security_concern"
+    assert d["never"] == [
+        "Confirm or deny breach",
+        "Share technical details",
+        "Promise specific timelines",
+    ]
+    assert d["forward_to"] == ["security@craudiovizai.com"]

@@ -30,11 +30,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
         details = ", ".join(
             f"{k}={v if not isinstance(v, list) else '; '.join(map(str, v))}"
             for k, v in r.items()
-            if k not in ("at", "type", "ref", "reasons")
+            if k not in ("at", "type", "ref", "reasons", "body")
         )
         lines.append(f"{r['at']:<21} {r.get('ref') or '-':<8} {r['type']:<26} {details}")
         for reason in r.get("reasons", []):
             lines.append(f"{'':<57}- {reason}")
+        # a message's words (``show: [messages]``), indented under its line
+        lines.extend(f"{'':<57}| {text}" for text in str(r.get("body") or "").splitlines())
     return "\n".join(lines)
 
 

@@ -240,16 +240,18 @@ def manager_messages(policy: Policy, team_id: str | None, why: str) -> list[Mess
     ]
 
 
-def _rule_applies(rule: NotificationRule, decision: Decision) -> bool:
-    if rule.priorities and decision.priority not in rule.priorities:
+def _rule_applies(
+    rule: NotificationRule, category: str | None, priority: str | None, team: str | None
+) -> bool:
+    if rule.priorities and priority not in rule.priorities:
         return False
-    if rule.teams and decision.team not in rule.teams:
+    if rule.teams and team not in rule.teams:
         return False
     when = rule.when
     if when is not None:
-        if when.category and decision.category not in when.category:
+        if when.category and category not in when.category:
             return False
-        if when.priority and decision.priority not in when.priority:
+        if when.priority and priority not in when.priority:
             return False
     return True
 
@@ -265,6 +267,57 @@ def _tells_team(rule: NotificationRule) -> bool:
     return not (rule.address and "{ref}" in rule.address)
 
 
+def _rule_messages(
+    policy: Policy,
+    rule: NotificationRule,
+    team: str | None,
+    customer_email: str | None,
+    at: datetime,
+    overrides: Overrides | None,
+) -> list[Message]:
+    data = {"mention": rule.mention} if rule.mention else {}
+    if rule.address:
+        return [
+            Message(
+                rule.channel.value,
+                rule.address,
+                rule.audience.value,
+                rule.template,
+                via=f"notification rule {rule.id}",
+                data=data,
+            )
+        ]
+    return recipient_messages(
+        policy,
+        rule.to,
+        rule.channel.value,
+        audience=rule.audience.value,
+        template=rule.template,
+        team=team,
+        customer_email=customer_email,
+        at=at,
+        overrides=overrides,
+        data=data,
+    )
+
+
+def resolved_messages(
+    policy: Policy,
+    esc: Escalation,
+    at: datetime,
+    overrides: Overrides | None,
+) -> list[Message]:
+    """Who hears that an escalation was resolved: the notification rules with ``on:
+    resolved`` that apply to it as it is now (its category, priority and team), e.g. seed
+    002's post-resolution summary."""
+    messages: list[Message] = []
+    email = (esc.customer or {}).get("email")
+    for rule in policy.notifications:
+        if rule.on == "resolved" and _rule_applies(rule, esc.category, esc.priority, esc.team):
+            messages.extend(_rule_messages(policy, rule, esc.team, email, at, overrides))
+    return messages
+
+
 def created_messages(
     policy: Policy,
     decision: Decision,
@@ -272,44 +325,18 @@ def created_messages(
     at: datetime,
     overrides: Overrides | None,
 ) -> list[Message]:
-    """Who hears of a new escalation: the policy's notification rules; the owning and
-    engaged teams not covered by a rule (by the priority's style); people a rule or
-    trigger asked to inform; and the customer's acknowledgement."""
+    """Who hears of a new escalation: the policy's notification rules (``on: created``,
+    the default); the owning and engaged teams not covered by a rule (by the priority's
+    style); people a rule or trigger asked to inform; and the customer's
+    acknowledgement."""
     messages: list[Message] = []
     covered: set[str] = set()
-    customer_ruled = any(
-        r.audience is Audience.customer or r.to.customer for r in policy.notifications
-    )
-    for rule in policy.notifications:
-        if not _rule_applies(rule, decision):
+    rules = [r for r in policy.notifications if r.on == "created"]
+    customer_ruled = any(r.audience is Audience.customer or r.to.customer for r in rules)
+    for rule in rules:
+        if not _rule_applies(rule, decision.category, decision.priority, decision.team):
             continue
-        data = {"mention": rule.mention} if rule.mention else {}
-        if rule.address:
-            messages.append(
-                Message(
-                    rule.channel.value,
-                    rule.address,
-                    rule.audience.value,
-                    rule.template,
-                    via=f"notification rule {rule.id}",
-                    data=data,
-                )
-            )
-        else:
-            messages.extend(
-                recipient_messages(
-                    policy,
-                    rule.to,
-                    rule.channel.value,
-                    audience=rule.audience.value,
-                    template=rule.template,
-                    team=decision.team,
-                    customer_email=customer_email,
-                    at=at,
-                    overrides=overrides,
-                    data=data,
-                )
-            )
+        messages.extend(_rule_messages(policy, rule, decision.team, customer_email, at, overrides))
         if _tells_team(rule):
             covered.update(
                 t
@@ -409,28 +436,58 @@ def ticket_notes(policy: Policy, handling: Sequence[str]) -> list[tuple[str, str
     ]
 
 
+def handling_of(policy: Policy | None, handling: Sequence[str]) -> dict[str, list[str]]:
+    """What the escalation's handling rules say people must never do, where it is
+    forwarded and which notes the ticket gets (in the order of the rules)."""
+    rules = [h for h in policy.handling if h.id in handling] if policy else []
+    return {
+        "never": [item for r in rules for item in r.never],
+        "forward_to": [r.forward_to for r in rules if r.forward_to],
+        "ticket_notes": [r.ticket_note for r in rules if r.ticket_note],
+    }
+
+
 def template_context(
-    esc: Escalation, policy: Policy | None = None, now: datetime | None = None
+    esc: Escalation,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    *,
+    resolution: str | None = None,
+    resolved_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """What message templates see: ``escalation`` (and its parts at the top level)."""
+    """What message templates see: ``escalation`` (and its parts at the top level). Its
+    keys are ``policy.templates.ESCALATION_KEYS``; a value the escalation lacks is left
+    out and renders as ``(not given)``."""
     d = esc.snapshot.get("decision", {})
     pkg = esc.package
     team = next((t for t in policy.teams if t.id == esc.team), None) if policy else None
+    prio = policy.find_priority(esc.priority) if policy and esc.priority else None
+    cat = policy.find_category(esc.category) if policy and esc.category else None
+    owner = next((p for p in policy.people if p.id == esc.owner), None) if policy else None
+    owner_name = (owner.name or owner.id) if owner else esc.owner
     escalation = {
         "ref": esc.ref,
         "subject": esc.subject,
-        "description": pkg.get("description", ""),
+        "description": pkg.get("description"),
         "team": esc.team,
         "team_name": (team.name or team.id) if team else esc.team,
-        "age": format_duration(now - esc.created_at) if now is not None else "",
+        "age": format_duration(now - esc.created_at) if now is not None else None,
         "level": esc.level,
         "priority": esc.priority,
+        "priority_name": (prio.name or prio.id) if prio else esc.priority,
         "category": esc.category,
+        "category_name": (cat.name or cat.id) if cat else esc.category,
         "state": esc.state,
+        "status": esc.state,
         "owner": esc.owner,
+        "assignee_name": owner_name,
+        "agent_name": owner_name,
         "customer": esc.customer,
         "impact": pkg.get("impact", {}),
         "fields": pkg.get("fields", {}),
+        "history": pkg.get("history", {}),
+        "technical_context": pkg.get("technical_context", {}),
+        "signals": d.get("signals") or {},
         "ticket": {"id": esc.ref, **pkg.get("ticket", {})},
         "channel": pkg.get("channel"),
         "amount": pkg.get("amount"),
@@ -439,8 +496,15 @@ def template_context(
         "tags": d.get("tags", []),
         "handling": d.get("handling", []),
         "missing": d.get("missing", []),
+        **handling_of(policy, d.get("handling", [])),
         "created_at": _iso(esc.created_at),
+        "resolved_at": _iso(resolved_at) if resolved_at else None,
+        "resolution": resolution,
+        "resolution_time": format_duration(resolved_at - esc.created_at) if resolved_at else None,
     }
+    # a value the escalation lacks is left out, so that it renders "(not given)" and
+    # ``| default('…')`` can choose other words for it
+    escalation = {k: v for k, v in escalation.items() if v is not None}
     return {
         "ref": esc.ref,
         "escalation": escalation,

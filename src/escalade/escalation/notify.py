@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from escalade.oncall.schedule import Override, on_call
+from escalade.policy import templates
 from escalade.policy.models import (
     Audience,
     Channel,
@@ -27,8 +26,6 @@ from escalade.policy.models import (
     Policy,
     Recipient,
 )
-
-_ENV = SandboxedEnvironment(autoescape=False, undefined=jinja2.ChainableUndefined)
 
 CUSTOMER_SILENCE = {
     HandlingKind.no_customer_reply,
@@ -151,28 +148,76 @@ def manager_of(policy: Policy, team: str | None) -> list[tuple[str, str]]:
     return [(h, f"role:{t.manager}") for h in holders] or [(f"role:{t.manager}", "unstaffed")]
 
 
-@lru_cache(maxsize=512)
-def _compiled(source: str) -> jinja2.Template:
-    template = _ENV.from_string(source)
-    # Jinja keeps a template's globals as a ChainMap over the environment's and flattens it
-    # on every render; ours never change after start-up, so flatten them once.
-    template.globals = dict(template.globals)
-    return template
-
-
 def render(policy: Policy, template_id: str | None, context: dict[str, Any]) -> tuple[str, str]:
-    """Subject and body of a template, or ``("", "")`` when there is none."""
+    """Subject and body of a policy template, or ``("", "")`` when there is none."""
     if template_id is None:
         return "", ""
     tpl = next((t for t in policy.templates if t.id == template_id), None)
     if tpl is None:
         return "", ""
+    return _render_text(template_id, tpl.subject or "", tpl.body, context)
+
+
+def _render_text(name: str, subject: str, body: str, context: dict[str, Any]) -> tuple[str, str]:
     try:
-        subject = _compiled(tpl.subject or "").render(**context)
-        body = _compiled(tpl.body).render(**context)
-    except jinja2.TemplateError as exc:  # validated at policy check; runtime data may still fail
-        return f"[template {template_id} failed: {exc}]", ""
-    return subject, body
+        return (
+            templates.compiled(subject).render(**context) if subject else "",
+            templates.compiled(body).render(**context),
+        )
+    except jinja2.TemplateError as exc:  # checked at load; runtime data may still fail
+        return f"[template {name} failed: {exc}]", ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    template: str  # the policy template's id, or ``builtin:<audience>[:<channel>]``
+
+
+def default_template(policy: Policy, audience: str, channel: str) -> tuple[str, str, str]:
+    """``(name, subject, body)`` of the template a message names none of uses: the
+    policy's ``default: true`` template for its audience and channel, else for its
+    audience on any channel, else Escalade's built-in one."""
+    for want in (channel, None):
+        for t in policy.templates:
+            if (
+                t.default
+                and t.audience.value == audience
+                and (t.channel.value if t.channel else None) == want
+            ):
+                return t.id, t.subject or "", t.body
+    return _builtin(audience, channel)
+
+
+def _builtin(audience: str, channel: str) -> tuple[str, str, str]:
+    for key in ((audience, channel), (audience, None)):
+        if key in templates.BUILTIN:
+            subject, body = templates.BUILTIN[key]
+            return ":".join(["builtin", *[k for k in key if k]]), subject, body
+    subject, body = templates.BUILTIN[("internal", None)]
+    return "builtin:internal", subject, body
+
+
+def render_message(policy: Policy, message: Message, context: dict[str, Any]) -> Rendered:
+    """A message's subject and body from its template (or the default one for its
+    audience and channel). Every message but the customer's also shows the escalation's
+    handling: what is never to be done, where it is forwarded (``HANDLING_SECTION``),
+    added after the template's text when the template does not show ``escalation.never``
+    itself."""
+    tpl = next((t for t in policy.templates if t.id == message.template), None)
+    if tpl is not None:
+        name, subject, body = tpl.id, tpl.subject or "", tpl.body
+    else:
+        name, subject, body = default_template(policy, message.audience, message.channel)
+    if not subject:  # a template without a subject line gets the built-in one's
+        subject = _builtin(message.audience, message.channel)[1]
+    if message.audience != Audience.customer.value and "escalation.never" not in body:
+        body = body.rstrip("\n") + "\n" + templates.HANDLING_SECTION
+    rendered_subject, rendered_body = _render_text(
+        name, subject, body, {**context, "message": message.data}
+    )
+    return Rendered(rendered_subject, rendered_body.strip("\n") + "\n", name)
 
 
 def apply_handling(
@@ -214,6 +259,50 @@ def apply_handling(
         if not blocked:
             out.append(m)
     return out, held
+
+
+def permitted_only(
+    policy: Policy,
+    messages: Sequence[Message],
+    *,
+    teams: set[str],
+    visible_to: frozenset[str],
+    forward_to: Sequence[str] = (),
+    rule: str = "confidential",
+    because: str = "confidential",
+) -> tuple[list[Message], list[Held]]:
+    """For a confidential escalation: the messages whose recipient may see it, and those
+    held. Allowed: the customer's own messages; the teams handling it and the roles or
+    teams in ``visible_to`` (by their contacts); people holding such a role or belonging
+    to such a team; the handling rules' ``forward_to`` addresses. Anything else (a shared
+    channel, a person or team outside them) is held, naming why it is confidential."""
+    open_teams = teams | set(visible_to)
+    contacts: set[str] = set(forward_to)
+    for t in policy.teams:
+        if t.id in open_teams:
+            contacts.update(v for v in t.contacts.model_dump().values() if isinstance(v, str))
+    members = {m.person for t in policy.teams if t.id in open_teams for m in t.members} | {
+        p.id for p in policy.people if set(p.roles) & visible_to
+    }
+    for p in policy.people:
+        if p.id in members:
+            contacts.update(v for v in p.contacts.model_dump().values() if isinstance(v, str))
+    allowed: list[Message] = []
+    held: list[Held] = []
+    for m in messages:
+        team = m.to[5:] if m.to.startswith("team:") else None
+        if (
+            m.audience == Audience.customer.value
+            or m.to in members
+            or m.to in contacts
+            or (team is not None and team in open_teams)
+        ):
+            allowed.append(m)
+            continue
+        who = ", ".join(sorted(open_teams)) or "its own teams"
+        reason = f"{because}: only {who} may be told, not {m.to}"
+        held.append(Held(m, rule, reason))
+    return allowed, held
 
 
 def _email_for(policy: Policy, m: Message) -> str | None:

@@ -59,3 +59,33 @@ def may(
             return Verdict(True, f"'{name}': the {principal} lead may (lead-only cell)")
         return Verdict(False, f"'{name}': only the {principal} lead may (lead-only cell)")
     return Verdict(False, f"'{name}': {principal} may not (authority matrix)")
+
+
+def person_may(
+    policy: Policy, person_id: str, action_id: str, *, amount: float | None = None
+) -> Verdict:
+    """Whether a person of the policy may take the action (for the amount), trying every
+    hat they wear there: each team they belong to (as its lead or not), each role they
+    hold, each of their teams' levels. Someone the policy does not name may not."""
+    action = _action(policy, action_id)
+    name = action.name or action.id
+    person = next((p for p in policy.people if p.id == person_id), None)
+    if person is None:
+        return Verdict(False, f"'{name}': {person_id} is not a person of the policy")
+    hats: list[tuple[str, bool]] = []
+    for team in policy.teams:
+        member = next((m for m in team.members if m.person == person_id), None)
+        if member is not None:
+            hats.append((team.id, member.role == "lead"))
+            if team.level:
+                hats.append((team.level, False))
+    hats += [(role, False) for role in person.roles]
+    refusals: list[Verdict] = []
+    for hat, lead in hats:
+        verdict = may(policy, action.id, hat, lead=lead, amount=amount)
+        if verdict.allowed:
+            return verdict
+        refusals.append(verdict)
+    if not refusals:
+        return Verdict(False, f"'{name}': {person_id} belongs to no team or role of the matrix")
+    return next((v for v in refusals if "lead" in v.reason), refusals[0])

@@ -1010,6 +1010,11 @@ class Template(Model):
     subject: str | None = None
     body: str = Field(description="Jinja2 text; the escalation is in scope")
     priorities: list[Id] = Field(default_factory=list, description="Use at these priorities")
+    default: bool = Field(
+        False,
+        description="Used for every message of its audience (and channel, when given) that "
+        "names no template, instead of Escalade's built-in one",
+    )
 
 
 class NotificationRule(Model):
@@ -1029,6 +1034,9 @@ class NotificationRule(Model):
     mention: str | None = None
     template: Id | None = None
     audience: Audience = Audience.internal
+    on: Literal["created", "resolved"] = Field(
+        "created", description="When it is sent: as the escalation is created, or resolved"
+    )
 
 
 class StatusPage(Model):

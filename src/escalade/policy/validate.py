@@ -14,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-import jinja2
 from pydantic import ValidationError
 
 from escalade.errors import EscaladeError
+from escalade.policy import templates
 from escalade.policy.loader import (
     Document,
     Path_,
@@ -384,7 +384,7 @@ def _check_references(ctx: _Ctx) -> None:
         _check_bands(ctx, (*abase, "bands"), act.bands)
     for i, tpl in enumerate(p.templates):
         r.need_all(("templates", i, "priorities"), tpl.priorities, ["priorities"])
-        _check_template(ctx, ("templates", i), tpl.subject, tpl.body)
+        _check_template(ctx, ("templates", i), tpl.id, tpl.subject, tpl.body)
     for i, n in enumerate(p.notifications):
         if n.when:
             _check_condition(r, ("notifications", i, "when"), n.when)
@@ -468,15 +468,16 @@ def _check_bands(ctx: _Ctx, path: Path_, bands: list[Band]) -> None:
             ctx.add(where, f"gap between bands: exactly {hi:g} is in no band (use 'from: {hi:g}')")
 
 
-def _check_template(ctx: _Ctx, path: Path_, subject: str | None, body: str) -> None:
-    env = jinja2.Environment(autoescape=False)
+def _check_template(
+    ctx: _Ctx, path: Path_, template_id: str, subject: str | None, body: str
+) -> None:
+    """A template that does not parse, or uses a name not in scope, is an error naming
+    the template and the line of its text (see ``policy.templates``)."""
     for key, text in (("subject", subject), ("body", body)):
         if text is None:
             continue
-        try:
-            env.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
-            ctx.add((*path, key), f"template error on its line {exc.lineno}: {exc.message}")
+        for line, problem in templates.check(text):
+            ctx.add((*path, key), f"template '{template_id}' {key}, line {line}: {problem}")
 
 
 def _check_paths(ctx: _Ctx) -> None:

@@ -26,6 +26,11 @@ def explain(decision: Decision) -> str:
         lines.append(f"Path:      {' -> '.join([d.team, *d.path])}")
     if d.handling:
         lines.append(f"Handling:  {', '.join(d.handling)}")
+    if d.never:
+        lines.append("Never:")
+        lines.extend(f"  - {item}" for item in d.never)
+    if d.forward_to:
+        lines.append(f"Forward:   {', '.join(d.forward_to)}")
     if d.authority:
         lines.append(f"Authority: {', '.join(d.authority)}")
     if d.notify:

@@ -172,3 +172,9 @@ class Decision(BaseModel):
     authority: list[str] = Field(
         default_factory=list, description="Who may decide the amount at stake (authority bands)"
     )
+    never: list[str] = Field(
+        default_factory=list, description="What the handling rules say must never be done"
+    )
+    forward_to: list[str] = Field(
+        default_factory=list, description="Where the handling rules say it is forwarded"
+    )

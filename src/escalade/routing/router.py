@@ -28,6 +28,7 @@ from escalade.policy.models import (
     Category,
     Channel,
     Condition,
+    HandlingRule,
     Outcome,
     Policy,
     Priority,
@@ -195,6 +196,8 @@ class Router:
                 triage=st.guesses,
                 response_target=self._response_target(inp, st),
                 authority=st.authority,
+                never=[i for h in self._handling(st.handling) for i in h.never],
+                forward_to=[h.forward_to for h in self._handling(st.handling) if h.forward_to],
             )
         )
 
@@ -537,6 +540,11 @@ class Router:
                 + ", ".join(missing)
             )
         return missing
+
+    def _handling(self, ids: Sequence[str]) -> list[HandlingRule]:
+        """The policy's handling rules with these ids, in the order the decision lists them."""
+        by_id = {h.id: h for h in self.policy.handling}
+        return [by_id[i] for i in ids if i in by_id]
 
     def _response_target(self, inp: EscalationInput, st: _State) -> str | None:
         """First-response target (category SLA > team×priority row > priority > level)."""

@@ -21,12 +21,14 @@ from escalade.escalation.lifecycle import (
     is_done,
     next_state,
 )
+from escalade.escalation.messages import resolved_messages
 from escalade.escalation.snapshot import (
     Snapshot,
     followup_timers,
     ladder_timers,
     sla_timers,
 )
+from escalade.policy.authority import person_may
 from escalade.policy.models import Policy
 from escalade.service import monitoring
 from escalade.service.delivery import resolve_pages, tell_who_took_it
@@ -257,7 +259,32 @@ def comment(a: Acting) -> EscalationRow:
     return a.esc
 
 
+def _resolve_authority(a: Acting) -> None:
+    """Resolving an escalation whose category decides an amount by the authority matrix
+    (``authority:``, e.g. refunds, financial disputes) needs that authority for the
+    escalation's amount: refused (naming the band) otherwise; allowed, it is recorded."""
+    cat = a.policy.find_category(a.esc.category) if a.esc.category else None
+    amount = a.esc.package.get("amount")
+    if cat is None or not cat.authority or not isinstance(amount, int | float):
+        return
+    verdict = person_may(a.policy, a.by, cat.authority, amount=float(amount))
+    if not verdict.allowed:
+        raise ActionRefused(
+            f"resolving {a.esc.ref} decides {amount:g} under authority.{cat.authority}: "
+            f"{verdict.reason}"
+        )
+    a.fx.log(
+        a.esc,
+        EventKind.authority_allowed,
+        a.by,
+        a.now,
+        {"action": cat.authority, "amount": amount, "on": "resolve"},
+        verdict.reason,
+    )
+
+
 def resolve(a: Acting) -> EscalationRow:
+    _resolve_authority(a)
     esc = a.fx.update(a.esc, a.now, state=a.state.value, resolved_at=a.now)
     a.fx.uow.timers.cancel_for_escalation(esc.id)
     resolve_pages(a.fx.uow, esc, a.by, a.now)  # the incident closes on the pager too
@@ -268,6 +295,12 @@ def resolve(a: Acting) -> EscalationRow:
         a.now,
         {"by": a.by, "resolution": a.reason or a.text or ""},
     )
+    # the notification rules sent at resolution (seed 002's post-resolution summary)
+    summary = resolved_messages(a.policy, esc, a.now, a.fx.overrides)
+    if summary:
+        a.fx.send(
+            a.policy, esc, summary, a.now, f"resolved:{esc.version}", resolution=a.reason or a.text
+        )
     pm = Snapshot.of(esc.snapshot).postmortem
     if pm and pm.required:
         due = a.now + pm.due if pm.due else None

@@ -90,6 +90,8 @@ class Create:
                 "missing": decision.missing,
                 "needs_triage": decision.needs_triage,
                 **({"also": decision.also} if decision.also else {}),
+                **({"never": decision.never} if decision.never else {}),
+                **({"forward_to": decision.forward_to} if decision.forward_to else {}),
                 **({"cause": cause} if cause else {}),
                 "policy_version": active.version_id,
             },

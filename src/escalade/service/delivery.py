@@ -114,7 +114,23 @@ def raise_to_owner(
         data={"raised": True, "why": why},
     )
     handling = Snapshot.of(esc.snapshot).decision.handling
-    allowed, _held = apply_handling(policy, handling, planned)
+    allowed, held = apply_handling(policy, handling, planned)
+    for h in held:  # a refusal is recorded with its rule, as every send's is
+        uow.timeline.append(
+            esc.id,
+            at=now,
+            actor=SYSTEM,
+            kind=(
+                EventKind.notification_rerouted if h.rerouted else EventKind.notification_held
+            ).value,
+            reason=h.reason,
+            data={
+                "channel": h.message.channel,
+                "to": h.message.to,
+                "audience": h.message.audience,
+                "rule": h.rule,
+            },
+        )
     queued = 0
     for i, m in enumerate(allowed):
         key = f"esc:{esc.id}:undelivered:{message.id}:{i}:{m.channel}:{m.to}"[:300]

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from escalade.auth.visibility import confidentiality, escalation_teams
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.messages import template_context
-from escalade.escalation.notify import Message, apply_handling, render
+from escalade.escalation.messages import handling_of, template_context
+from escalade.escalation.notify import (
+    Held,
+    Message,
+    apply_handling,
+    permitted_only,
+    render_message,
+)
 from escalade.escalation.snapshot import PlannedTimer, Snapshot
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Policy
@@ -86,11 +93,53 @@ class Effects:
         messages: Sequence[Message],
         at: datetime,
         event: str,
+        *,
+        resolution: str | None = None,
     ) -> None:
-        """Queue messages in the outbox as the escalation's handling rules allow them; a
-        message held back or moved to another channel is recorded with its rule."""
+        """Queue messages in the outbox as the escalation's handling rules allow them (and,
+        when it is confidential, only to those who may see it); a message held back or
+        moved to another channel is recorded with its rule. Each is rendered from its
+        template, or the default one for its audience and channel."""
         handling = Snapshot.of(esc.snapshot).decision.handling
         allowed, held = apply_handling(policy, handling, messages)
+        conf = confidentiality(policy, esc.category, handling)
+        if conf is not None:
+            allowed, hidden = permitted_only(
+                policy,
+                allowed,
+                teams=escalation_teams(esc.team, esc.snapshot),
+                visible_to=conf.visible_to,
+                forward_to=handling_of(policy, handling)["forward_to"],
+                rule="confidential",
+                because=conf.because,
+            )
+            held = [*held, *hidden]
+        self._record_held(esc, held, at)
+        context = template_context(
+            esc, policy, at, resolution=resolution, resolved_at=esc.resolved_at
+        )
+        for i, m in enumerate(allowed):
+            text = render_message(policy, m, context)
+            key = f"esc:{esc.id}:{event}:{i}:{m.channel}:{m.to}"
+            self.uow.outbox.enqueue(
+                key=key[:300],
+                channel=m.channel,
+                recipient=m.to,
+                audience=m.audience,
+                template=m.template,
+                payload={
+                    "subject": text.subject,
+                    "body": text.body,
+                    "rendered_from": text.template,
+                    "via": m.via,
+                    "ref": esc.ref,
+                    **m.data,
+                },
+                at=at,
+                escalation_id=esc.id,
+            )
+
+    def _record_held(self, esc: EscalationRow, held: Sequence[Held], at: datetime) -> None:
         for h in held:
             self.log(
                 esc,
@@ -104,18 +153,4 @@ class Effects:
                     "rule": h.rule,
                 },
                 h.reason,
-            )
-        context = template_context(esc, policy, at)
-        for i, m in enumerate(allowed):
-            subject, body = render(policy, m.template, context)
-            key = f"esc:{esc.id}:{event}:{i}:{m.channel}:{m.to}"
-            self.uow.outbox.enqueue(
-                key=key[:300],
-                channel=m.channel,
-                recipient=m.to,
-                audience=m.audience,
-                template=m.template,
-                payload={"subject": subject, "body": body, "via": m.via, "ref": esc.ref, **m.data},
-                at=at,
-                escalation_id=esc.id,
             )

@@ -37,6 +37,13 @@ def sent_hook(service: EscalationService) -> SentHook:
 
     def record(uow: UnitOfWork, message: OutboxMessage, at: datetime) -> None:
         extra = {k: v for k, v in message.payload.items() if k in _SENT_KEYS and v is not None}
+        if message.payload.get("body") or message.payload.get("subject"):
+            # the words that went out (``simulate`` shows them when a scenario asks)
+            extra["message"] = {
+                "subject": message.payload.get("subject") or "",
+                "body": message.payload.get("body") or "",
+                "template": message.payload.get("rendered_from") or message.template,
+            }
         service.record_sent(
             uow,
             message.escalation_id,

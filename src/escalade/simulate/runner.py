@@ -98,7 +98,7 @@ def _run(store: Store, scenario: Scenario, router: Router) -> list[dict[str, Any
                 [Problem(event.position, f"at {_iso(event.at)}: {exc}")]
             ) from None
     advance_to(scenario.until)
-    return list(_output(store, scenario.until))
+    return list(_output(store, scenario.until, show_messages="messages" in scenario.show))
 
 
 def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None:
@@ -141,7 +141,9 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
         )
 
 
-def _output(store: Store, until: datetime) -> Iterator[dict[str, Any]]:
+def _output(
+    store: Store, until: datetime, *, show_messages: bool = False
+) -> Iterator[dict[str, Any]]:
     with store.unit_of_work(readonly=True) as uow:
         refs = {e.id: e.ref for e in uow.escalations.find(limit=1_000_000)}
         entries = uow.timeline.after(0, limit=10_000_000)
@@ -153,6 +155,12 @@ def _output(store: Store, until: datetime) -> Iterator[dict[str, Any]]:
         if e.escalation_id is not None:  # ``ref`` only where it concerns an escalation
             out["ref"] = refs.get(e.escalation_id)
         out.update(e.data)
+        text = out.pop("message", None)
+        if show_messages and isinstance(text, dict):
+            # ``show: [messages]``: the words each message went out with, and its template
+            out["rendered_from"] = text.get("template")
+            out["subject"] = text.get("subject")
+            out["body"] = text.get("body")
         if e.reason and "reason" not in out:
             out["reason"] = e.reason
         yield out

@@ -103,6 +103,11 @@ class Event(BaseModel):
     position: Position
 
 
+SHOWABLE = frozenset({"messages"})
+"""What a scenario's ``show:`` may add to the output: ``messages`` adds each sent
+message's subject, body and the template it was rendered from."""
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -111,6 +116,7 @@ class Scenario(BaseModel):
     start: datetime
     until: datetime
     events: list[Event]
+    show: frozenset[str] = frozenset()
 
     @field_validator("start", "until")
     @classmethod
@@ -167,7 +173,9 @@ def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenar
         raise ScenarioInvalid(exc.problems) from None
     data = doc.data
     problems: list[Problem] = []
-    unknown = sorted(set(data) - {"policy", "start", "until", "events", "description", "name"})
+    unknown = sorted(
+        set(data) - {"policy", "start", "until", "events", "description", "name", "show"}
+    )
     for key in unknown:
         problems.append(Problem(doc.where((key,)), f"unknown key '{key}'"))
     start: datetime | None = None
@@ -248,9 +256,20 @@ def parse_scenario(text: str, file: str, base_dir: Path | None = None) -> Scenar
         )
     events.sort(key=lambda e: (e.at, e.index))
     problems.extend(_check_refs(events))
+    show = data.get("show", [])
+    if not isinstance(show, list) or any(s not in SHOWABLE for s in show):
+        problems.append(
+            Problem(
+                doc.where(("show",)),
+                f"show: a list of what to add to the output, from: {', '.join(sorted(SHOWABLE))}",
+            )
+        )
+        show = []
     if problems or start is None or until is None:
         raise ScenarioInvalid(problems)
-    return Scenario(file=file, policy=policy, start=start, until=until, events=events)
+    return Scenario(
+        file=file, policy=policy, start=start, until=until, events=events, show=frozenset(show)
+    )
 
 
 def _check_refs(events: list[Event]) -> list[Problem]:

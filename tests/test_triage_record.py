@@ -300,6 +300,10 @@ def test_train_from_a_database_filled_by_simulate_learns_the_corrected_category(
     for r in password:
         assert r.routed["category"] == "billing_issue"
         assert r.final == {"team": "security", "category": "account_security"}
+        assert r.corrections == [
+            "team 'security' (not 'billing') with the category a person set",
+            "re-categorised from 'billing_issue' to 'account_security'",
+        ]
 
     out = tmp_path / "category.model"
     code, stdout, stderr = _run(

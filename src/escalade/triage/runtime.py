@@ -356,7 +356,7 @@ class LinearRuntime:
         n = len(tiers)
         tier_cols = [self.tiers.get(t, -1) for t in tiers]
         scaled = (np.asarray(signals, dtype=np.float64).reshape(n, 4) - self.mean) / self.scale
-        # every entry of X, row by row in column order: (row, column, value)
+        # every entry of X, block by block, each block row by row in column order
         parts_r: list[np.ndarray] = [word.rows(), char.rows()]
         parts_c: list[np.ndarray] = [word.indices, char.indices + self.offsets["char"]]
         parts_v: list[np.ndarray] = [word.data, char.data]
@@ -370,18 +370,15 @@ class LinearRuntime:
         parts_c.append(nz_k + self.offsets["signals"])
         parts_v.append(scaled[nz_r, nz_k])
         rows = np.concatenate(parts_r).astype(np.int64)
-        order = np.argsort(rows, kind="stable")  # blocks keep their order within a row
-        rows = rows[order]
-        cols = np.concatenate(parts_c).astype(np.int64)[order]
-        vals = np.concatenate(parts_v)[order]
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        lengths = np.diff(indptr)
-        out = np.zeros((n, self.coef_t.shape[1]), dtype=np.float64)
-        for p in range(int(lengths.max(initial=0))):
-            live = np.flatnonzero(lengths > p)
-            at = indptr[live] + p
-            out[live] += vals[at, None] * self.coef_t[cols[at]]
+        cols = np.concatenate(parts_c).astype(np.int64)
+        vals = np.concatenate(parts_v)
+        # bincount adds its weights in array order, and the blocks come one after the
+        # other: each (row, label) sum runs over the row's entries in column order, from
+        # 0.0, as SciPy's CSR product does
+        k = self.coef_t.shape[1]
+        products = vals[:, None] * self.coef_t[cols]
+        slots = (rows[:, None] * k + np.arange(k, dtype=np.int64)).ravel()
+        out = np.bincount(slots, weights=products.ravel(), minlength=n * k).reshape(n, k)
         out += self.intercept
         return out
 

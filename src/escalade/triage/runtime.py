@@ -378,8 +378,8 @@ class LinearRuntime:
         k = self.coef_t.shape[1]
         products = vals[:, None] * self.coef_t[cols]
         slots = (rows[:, None] * k + np.arange(k, dtype=np.int64)).ravel()
-        out = np.bincount(slots, weights=products.ravel(), minlength=n * k).reshape(n, k)
-        out += self.intercept
+        sums: np.ndarray = np.bincount(slots, weights=products.ravel(), minlength=n * k)
+        out: np.ndarray = sums.reshape(n, k) + self.intercept
         return out
 
     def predict_proba(self, decision: np.ndarray) -> np.ndarray:

@@ -188,7 +188,8 @@ def recategorise(a: Acting) -> EscalationRow:
     """A person corrects the category (docs/engine.md "Re-categorising"): the category
     changes; the owning team follows it while the escalation is still with the old
     category's team and nobody has reassigned it; the priority rises to the new category's
-    default when that is more urgent (never lowered). Clocks and the ladder stay as armed."""
+    default when that is more urgent, or becomes it where there was none (never lowered).
+    Clocks and the ladder stay as armed."""
     esc, policy, new = a.esc, a.policy, a.category
     if not new:
         raise ActionRefused("recategorise needs 'category': a category of the policy")
@@ -222,7 +223,9 @@ def recategorise(a: Acting) -> EscalationRow:
             data.update(from_team=esc.team, to_team=new_team)
             if level != esc.level:
                 data.update(from_level=esc.level, to_level=level)
-        if cat.priority and policy.more_urgent(cat.priority, esc.priority):
+        if cat.priority and (
+            esc.priority is None or policy.more_urgent(cat.priority, esc.priority)
+        ):
             changes["priority"] = cat.priority
             data.update(from_priority=esc.priority, to_priority=cat.priority)
     moved = a.fx.update(esc, a.now, **changes)

@@ -119,3 +119,14 @@ def test_refused_with_the_reason(h: Harness, category: str | None, why: str) -> 
         h.act("E1", "recategorise", category=category)
     assert h.get("E1").category == "billing_issue"
     assert h.timeline("E1", "escalation.recategorised") == []
+
+
+def test_an_escalation_without_a_priority_takes_the_new_categorys(store: Store) -> None:
+    h = Harness.start(store, T0)
+    h.apply(policy(POLICY.replace("routing: {default_priority: P2, ", "routing: {")))
+    _invoice(h)
+    assert h.get("E1").priority is None
+    h.act("E1", "recategorise", category="account_takeover")
+    assert h.get("E1").priority == "P1"
+    data = only(h.timeline("E1", "escalation.recategorised")).data
+    assert (data["from_priority"], data["to_priority"]) == (None, "P1")

@@ -30,7 +30,7 @@ KEEPS_STATE_WHILE_ACTIVE = {
 def test_every_pair(state: State, action: Action) -> None:
     if (state, action) in ALLOWED:
         assert next_state(state, action) is ALLOWED[(state, action)]
-    elif action in (Action.comment, Action.customer_reply) or (
+    elif action in (Action.comment, Action.customer_reply, Action.recategorise) or (
         action in KEEPS_STATE_WHILE_ACTIVE and state not in (State.resolved, State.closed)
     ):
         assert next_state(state, action) is state

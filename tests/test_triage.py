@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import skops.io as skops_io
 from typer.testing import CliRunner
 
 from escalade.cli.main import app
@@ -209,12 +210,14 @@ def _rewrite(
     out.write_bytes(buf.getvalue())
 
 
-def _resign(header: dict[str, Any], payload: bytes, vocabularies: bytes | None) -> None:
+def _resign(
+    header: dict[str, Any], payload: bytes, vocabularies: bytes | None, runtime: bytes | None = None
+) -> None:
     """What someone rewriting a file by hand would do: recompute its digests."""
     header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
     if vocabularies is not None:
         header["vocabularies_sha256"] = hashlib.sha256(vocabularies).hexdigest()
-    header["sha256"] = model_mod._digest(header, payload, vocabularies)
+    header["sha256"] = model_mod._digest(header, payload, vocabularies, runtime)
 
 
 def test_vocabularies_are_stored_beside_the_payload(
@@ -250,10 +253,10 @@ def test_vocabularies_changed_on_disk_are_refused(
         load_model(missing)
     # rewritten by hand with fresh digests, a vocabulary that does not fit is still refused
     with zipfile.ZipFile(path) as zf:
-        payload = zf.read("model.skops")
+        payload, runtime = zf.read("model.skops"), zf.read("runtime.npz")
     short = json.dumps({**vocabularies, "word": vocabularies["word"][:-1]}).encode()
     resigned = tmp_path / "resigned.model"
-    _rewrite(path, resigned, lambda h: _resign(h, payload, short), vocabularies=short)
+    _rewrite(path, resigned, lambda h: _resign(h, payload, short, runtime), vocabularies=short)
     with pytest.raises(TriageModelError, match=r"resigned\.model: damaged .*vocabularies do not"):
         load_model(resigned)
 
@@ -261,11 +264,12 @@ def test_vocabularies_changed_on_disk_are_refused(
 def test_format_1_models_still_load(trained: tuple[TriageClassifier, Path], tmp_path: Path) -> None:
     # format 1 kept the vocabularies inside the skops payload
     clf, path = trained
-    payload = model_mod.sio.dumps(clf.pipeline)
+    payload = skops_io.dumps(clf.pipeline)
 
     def as_format_1(h: dict[str, Any]) -> None:
         h["format_version"] = 1
         del h["vocabularies_sha256"]
+        del h["runtime_sha256"]
         _resign(h, payload, None)
 
     old = tmp_path / "format1.model"
@@ -308,7 +312,7 @@ def test_model_from_another_version_is_refused(
     _rewrite(path, other, lambda h: h.update(format_version=99))
     with pytest.raises(
         TriageModelError,
-        match=r"future\.model: made with triage model format 99; .* reads formats 1 and 2",
+        match=r"future\.model: made with triage model format 99; .* reads formats 1, 2 and 3",
     ):
         load_model(other)
 
@@ -334,8 +338,10 @@ def test_untrusted_types_are_refused(
 ) -> None:
     _, path = trained
     monkeypatch.setattr(model_mod, "TRUSTED_TYPES", frozenset())
+    # a format 3 file decides through its runtime arrays: the payload is only read (and
+    # its types checked) when the pipeline is asked for
     with pytest.raises(TriageModelError, match="types Escalade does not trust: sklearn"):
-        load_model(path)
+        load_model(path).pipeline  # noqa: B018
 
 
 def test_missing_and_foreign_files(tmp_path: Path) -> None:
@@ -639,6 +645,8 @@ def test_cli_train_and_info(tmp_path: Path) -> None:
             + zipfile.ZipFile(out).read("model.skops")
             + b"\n"
             + zipfile.ZipFile(out).read("vocabularies.json")
+            + b"\n"
+            + zipfile.ZipFile(out).read("runtime.npz")
         ).hexdigest()
     )
 

@@ -225,3 +225,105 @@ def test_database_options_need_the_database(filled: tuple[str, Path], tmp_path: 
         str(tmp_path / "m"), "--since", "2026-31-01",
     )  # fmt: skip
     assert code == 1 and "--since '2026-31-01' is not a date" in stderr
+
+
+# A policy whose rule files password trouble under billing_issue: people re-categorise it.
+CATEGORY_POLICY = """\
+escalade: 1
+id: record-categories
+teams:
+  - {id: frontline, contacts: {email: help@example.com}}
+  - {id: billing, contacts: {email: billing@example.com}}
+  - {id: security, contacts: {email: security@example.com}}
+priorities: [{id: P1, response: 1h}, {id: P2, response: 4h}]
+categories:
+  - {id: billing_issue, owner: billing, match: {phrases: [charged, invoice, password]}}
+  - {id: account_security, owner: security, priority: P1}
+routing:
+  default_priority: P2
+  triage_queue: frontline
+  similarity: {enabled: false}
+"""
+
+
+def _scenario_with_recategorisations(folder: Path) -> Path:
+    """12 billing tickets left alone and 12 password tickets a lead re-categorises as
+    account_security, one every hour, as a ``simulate`` scenario."""
+    (folder / "policy.yaml").write_text(CATEGORY_POLICY)
+    events: list[dict[str, object]] = []
+    for i in range(12):
+        for n, (frames, wrong) in enumerate(((BILLING, False), (SECURITY, True))):
+            ref = f"C-{2 * i + n + 1}"
+            text = frames[i % 3].format(MONTHS[i % 4])
+            events.append({"at": f"{i}h", "create": {"ref": ref, "subject": text}})
+            if wrong:
+                events.append(
+                    {
+                        "at": f"{i}h5m",
+                        "recategorise": {
+                            "ref": ref, "by": "lead", "category": "account_security",
+                            "reason": "an account takeover, not a bill",
+                        },
+                    }
+                )  # fmt: skip
+    scenario = {
+        "policy": "policy.yaml",
+        "start": "2026-03-02T09:00:00Z",
+        "until": "2026-03-03T09:00:00Z",
+        "events": events,
+    }
+    path = folder / "day.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path
+
+
+def test_train_from_a_database_filled_by_simulate_learns_the_corrected_category(
+    tmp_path: Path,
+) -> None:
+    scenario = _scenario_with_recategorisations(tmp_path)
+    url = f"sqlite:///{tmp_path / 'simulated.db'}"
+    code, stdout, stderr = _run("simulate", str(scenario), "--db-url", url)
+    assert code == 0, stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    recats = [r for r in rows if r["type"] == "escalation.recategorised"]
+    assert len(recats) == 12
+    assert recats[0]["from"] == "billing_issue" and recats[0]["to"] == "account_security"
+    assert recats[0]["to_team"] == "security" and recats[0]["to_priority"] == "P1"
+
+    store = SqlStore(url)
+    try:
+        records = recorded(store)
+    finally:
+        store.dispose()
+    password = [r for r in records if "assword" in r.input.subject]
+    assert len(records) == 24 and len(password) == 12
+    for r in password:
+        assert r.routed["category"] == "billing_issue"
+        assert r.final == {"team": "security", "category": "account_security"}
+        assert r.corrections == [
+            "team 'security' (not 'billing') with the category a person set",
+            "re-categorised from 'billing_issue' to 'account_security'",
+        ]
+
+    out = tmp_path / "category.model"
+    code, stdout, stderr = _run(
+        "triage", "train", "--from-db", "--db-url", url, "--label", "category", "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert "24 escalations from the database; 12 with a category corrected by people" in stderr
+    assert "account_security: 12" in stdout and "billing_issue: 12" in stdout
+    from escalade.triage.model import load_model
+
+    clf = load_model(out)
+    assert sorted(clf.labels) == ["account_security", "billing_issue"]
+    guess = clf.predict(EscalationInput(subject="A stranger changed my password in July"))
+    assert guess.label == "account_security"
+
+
+def test_simulate_db_url_refuses_a_database_that_holds_escalations(tmp_path: Path) -> None:
+    scenario = _scenario_with_recategorisations(tmp_path)
+    url = f"sqlite:///{tmp_path / 'simulated.db'}"
+    assert _run("simulate", str(scenario), "--db-url", url)[0] == 0
+    code, _, stderr = _run("simulate", str(scenario), "--db-url", url)
+    assert code == 1
+    assert "already holds escalations: give a new database" in stderr

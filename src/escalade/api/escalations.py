@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from escalade.api.errors import CONFLICT, INTAKE, NOT_FOUND, PROTECTED, ApiError, Hidden
 from escalade.api.security import Gate, address
 from escalade.auth import audit
-from escalade.auth.authority import UnknownAction, decide
+from escalade.auth.authority import AuthorityDecision, UnknownAction, decide
 from escalade.auth.scopes import Principal, Scope
 from escalade.auth.visibility import hidden_categories, may_see
 from escalade.escalation.kinds import EventKind
@@ -73,6 +73,9 @@ class ActionIn(BaseModel):
     reason: str | None = Field(None, max_length=2000)
     to: str | None = Field(None, max_length=200, description="Level, team or person")
     text: str | None = Field(None, max_length=20000)
+    category: str | None = Field(
+        None, min_length=1, max_length=200, description="The new category (recategorise)"
+    )
 
 
 class AuthorityActionIn(BaseModel):
@@ -107,6 +110,14 @@ class ActivityBody(BaseModel):
     actor: str = Field(min_length=1, max_length=200)
     action: str = Field(min_length=1, max_length=120)
     count: int = Field(1, ge=1, le=1_000_000)
+
+
+class _Refused(Exception):
+    """The authority matrix refused an action (answered 403 after the unit of work)."""
+
+    def __init__(self, verdict: AuthorityDecision):
+        super().__init__(verdict.reason)
+        self.verdict = verdict
 
 
 def _retrying(attempt: Callable[[], EscalationRow]) -> EscalationRow:
@@ -245,6 +256,18 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
             return by or who.actor
         return who.name
 
+    def _recategorise_refusal(who: Principal) -> AuthorityDecision | None:
+        """Re-categorising needs the write scope; where the active policy's authority
+        matrix has a ``recategorise`` action, also a hat that matrix allows: the refusal
+        naming the rule, or None."""
+        active = service.active
+        if active is None or not any(
+            a.id == Action.recategorise.value for a in active.policy.authority.actions
+        ):
+            return None
+        verdict = decide(active.policy, who, Action.recategorise.value)
+        return None if verdict.allowed else verdict
+
     @api.post("/escalations", status_code=201, responses=CONFLICT)
     def create(body: CreateEscalation, request: Request, who: Principal = writer) -> dict[str, Any]:
         """Raise an escalation: routed, stored, notified, clocks started."""
@@ -350,12 +373,16 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
     @api.post("/escalations/{ref}/actions", responses={**NOT_FOUND, **CONFLICT})
     def act(ref: str, body: ActionIn, request: Request, who: Principal = writer) -> dict[str, Any]:
         """Acknowledge, investigate, escalate, de-escalate, reassign, resolve, reopen, close,
-        comment, customer_reply or waiting_on_customer."""
+        comment, customer_reply, waiting_on_customer or recategorise (with ``category``)."""
         now = service.clock.now()
 
         def attempt() -> EscalationRow:
             with service.store.unit_of_work() as uow:
                 before = _visible(uow, who, ref)
+                if body.action == Action.recategorise:
+                    refusal = _recategorise_refusal(who)
+                    if refusal is not None:
+                        raise _Refused(refusal)
                 esc = service.act(
                     ref,
                     body.action,
@@ -364,6 +391,7 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                     to=body.to,
                     text=body.text,
                     uow=uow,
+                    category=body.category,
                 )
                 audit.record(
                     uow,
@@ -386,6 +414,23 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
             raise
         except NotFound as exc:
             raise ApiError(404, str(exc), "not_found", loc=["path", "ref"]) from None
+        except _Refused as exc:  # audited after the unit of work (SQLite has one writer)
+            audit.refusal(
+                service.store,
+                at=now,
+                who=who,
+                action=f"escalation.{body.action.value}",
+                target=f"escalation:{ref}",
+                address=address(request),
+                detail=f"403: {exc.verdict.reason}",
+            )
+            raise ApiError(
+                403,
+                exc.verdict.reason,
+                "authority_refused",
+                loc=["body", "action"],
+                rule=exc.verdict.rule,
+            ) from None
         except ActionRefused as exc:
             audit.refusal(
                 service.store,

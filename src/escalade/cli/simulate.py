@@ -40,6 +40,27 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _require_empty(db_url: str) -> None:
+    """``--db-url`` takes a database with no escalations yet (the output is everything in
+    it), or exits with the reason."""
+    from escalade.store.db import SqlStore
+
+    try:
+        db = SqlStore(db_url)
+        try:
+            db.upgrade()
+            with db.unit_of_work(readonly=True) as uow:
+                held = uow.escalations.find(limit=1)
+        finally:
+            db.dispose()
+    except Exception as exc:  # a bad URL or an unreachable database: say which
+        typer.echo(f"--db-url: cannot use '{db_url}': {exc}", err=True)
+        raise typer.Exit(1) from None
+    if held:
+        typer.echo(f"--db-url: '{db_url}' already holds escalations: give a new database", err=True)
+        raise typer.Exit(1)
+
+
 def simulate_command(
     scenario: Path = typer.Argument(..., help="Scenario file (YAML)"),
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Policy (overrides policy:)"),
@@ -49,6 +70,12 @@ def simulate_command(
         "--store",
         help="The throw-away database: memory (fast) or sqlite (the production SQL); "
         "both print the same",
+    ),
+    db_url: str | None = typer.Option(
+        None,
+        "--db-url",
+        help="Run on this (new, empty) database and keep it, e.g. for "
+        "'escalade triage train --from-db'",
     ),
     allow_includes_outside: bool = allow_includes_outside_option(),
 ) -> None:
@@ -74,8 +101,10 @@ def simulate_command(
         typer.echo(f"{scenario}: no policy: give --policy or a 'policy:' key", err=True)
         raise typer.Exit(1)
     router = router_or_exit(path, allow_includes_outside=allow_includes_outside)
+    if db_url is not None:
+        _require_empty(db_url)
     try:
-        rows = run_scenario(parsed, router, store=store)
+        rows = run_scenario(parsed, router, store=store, db_url=db_url)
     except ScenarioInvalid as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

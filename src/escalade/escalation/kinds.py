@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     escalation_at_top = "escalation.at_top"
     escalation_deescalated = "escalation.deescalated"
     escalation_reassigned = "escalation.reassigned"
+    escalation_recategorised = "escalation.recategorised"
     escalation_priority_raised = "escalation.priority_raised"
     escalation_waiting_on_customer = "escalation.waiting_on_customer"
     escalation_comment = "escalation.comment"
@@ -73,6 +74,7 @@ PERSON_ACTIONS = frozenset(
         EventKind.escalation_escalated,
         EventKind.escalation_deescalated,
         EventKind.escalation_reassigned,
+        EventKind.escalation_recategorised,
         EventKind.escalation_reopened,
     }
 )

@@ -41,6 +41,7 @@ class Action(StrEnum):
     comment = "comment"
     customer_reply = "customer_reply"
     waiting_on_customer = "waiting_on_customer"
+    recategorise = "recategorise"
 
 
 class EscalateCause(StrEnum):
@@ -92,6 +93,7 @@ _NEXT: dict[Action, dict[State, State]] = {
     Action.waiting_on_customer: {s: s for s in ACTIVE},
     Action.customer_reply: {s: s for s in State},
     Action.comment: {s: s for s in State},
+    Action.recategorise: {s: s for s in State},
 }
 
 _WHY_NOT: dict[tuple[Action, State], str] = {

@@ -169,9 +169,14 @@ class StemIndex:
                 self._by_first.setdefault(st[0], []).append((st, p))
 
     def found(self, tok: Tokens) -> list[str]:
+        firsts = tok.stem_set & self._by_first.keys()
+        if not firsts:  # most texts: none of the phrases' first stems
+            return []
         out: list[str] = []
         for i, s in enumerate(tok.stems):
-            for st, p in self._by_first.get(s, ()):
+            if s not in firsts:
+                continue
+            for st, p in self._by_first[s]:
                 if (
                     p not in out
                     and tok.stems[i : i + len(st)] == st

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -152,10 +153,17 @@ def _phrase_regex(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=256)
-def _ascii_phrases(phrases: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The phrases lower-cased, where all are ASCII (else None: no shortcut)."""
+def _ascii_phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Any of the phrases lower-cased, as a plain substring search, where all are ASCII
+    (else None: no shortcut)."""
     stripped = tuple(p.strip().lower() for p in phrases if p.strip())
-    return stripped if all(p.isascii() for p in stripped) else None
+    if not all(p.isascii() for p in stripped):
+        return None
+    # no phrase at all: a pattern that never matches (nothing is found)
+    return re.compile("|".join(re.escape(p) for p in stripped) if stripped else "(?!)")
+
+
+_RUN = re.compile(r"[^\W_]+")
 
 
 def find_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
@@ -166,10 +174,8 @@ def find_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
     # its own: most texts contain none, and finding that out costs a fraction of the
     # regex's scan (whose case-insensitive Unicode rules apply unchanged otherwise).
     lowered = _ascii_phrases(phrases)
-    if lowered is not None and text.isascii():
-        low = text.lower()
-        if not any(p in low for p in lowered):
-            return []
+    if lowered is not None and text.isascii() and lowered.search(text.lower()) is None:
+        return []
     seen: list[str] = []
     for m in _phrase_regex(phrases).finditer(text):
         hit = m.group(0).lower()
@@ -255,6 +261,34 @@ class PhraseIndex:
             else None
         )
         self._sub = {ph: _phrase_regex((ph,)) for ph in phrases}
+        # the phrases by their first run of letters and digits: an ASCII text can only
+        # hold a phrase whose first run is one of its own (see ``_candidates``)
+        self._by_run: dict[str, list[str]] = {}
+        self._runless: list[str] = []
+        for ph in self._by_phrase:
+            first = _RUN.search(ph)
+            if first is None or not ph.isascii():
+                self._runless.append(ph)
+            else:
+                self._by_run.setdefault(first.group(0), []).append(ph)
+        self._order = {ph: i for i, ph in enumerate(self._by_phrase)}
+
+    def _candidates(self, text: str, lowered: str) -> Iterable[str]:
+        """The phrases that may occur in the text, in the order of ``_by_phrase``.
+
+        In an ASCII text a phrase found where no word character precedes or follows it
+        has its first run of letters and digits (``[^\\W_]+``) standing alone in the text
+        too: before it the phrase has a non-word character or nothing (and the text then
+        none either), after it the phrase has a character that ends the run or ends (and
+        the text then has no word character). So only phrases whose first run is a run of
+        the text (and phrases without one) need the substring test."""
+        if not text.isascii():
+            return self._by_phrase
+        runs = set(_RUN.findall(lowered))
+        found = [ph for run in runs & self._by_run.keys() for ph in self._by_run[run]]
+        found.extend(self._runless)
+        found.sort(key=self._order.__getitem__)
+        return found
 
     def hits(self, text: str) -> dict[str, list[str]]:
         """Each key with the phrases (first-seen order) and /patterns/ found in the text."""
@@ -271,12 +305,12 @@ class PhraseIndex:
             # one pass cannot see phrases that overlap a match ("payment" inside
             # "payment dispute"); a quick substring test finds the candidates
             lowered = text.lower()
-            for phrase, keys in self._by_phrase.items():
+            for phrase in self._candidates(text, lowered):
                 if phrase in seen or phrase not in lowered:
                     continue
                 if self._sub[phrase].search(text):
                     seen.add(phrase)
-                    for key in keys:
+                    for key in self._by_phrase[phrase]:
                         found.setdefault(key, []).append(phrase)
         if self._by_phrase:
             tok = tokens(text)

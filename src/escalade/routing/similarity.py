@@ -167,6 +167,30 @@ class SimilarityMatch:
         return cached
 
 
+class _Origins:
+    """The ticket word each feature column comes from (the first that brought it), built
+    from the query's columns and their sources when an explanation first asks."""
+
+    __slots__ = ("_cols", "_map", "_sources")
+
+    def __init__(self, cols: list[int], sources: list[tuple[int, str]]):
+        self._cols = cols
+        self._sources = sources
+        self._map: dict[int, str] | None = None
+
+    def words(self, columns: Sequence[int]) -> list[str]:
+        """The word of each column, in order."""
+        if self._map is None:
+            found: dict[int, str] = {}
+            at = 0
+            for count, word in self._sources:
+                for c in self._cols[at : at + count]:
+                    found.setdefault(c, word)
+                at += count
+            self._map = found
+        return [self._map[j] for j in columns]
+
+
 class SimilarityIndex:
     """References vectorised once; tickets compared with all of them at once."""
 
@@ -260,11 +284,11 @@ class SimilarityIndex:
                 self._word_cache[w] = hit
         return hit
 
-    def _query(self, text: str) -> tuple[list[int], int, int, int, dict[int, str]]:
+    def _query(self, text: str) -> tuple[list[int], int, int, int, _Origins]:
         """A ticket's known feature columns (repeated as often as they occur), how many of
         its word, character and concept features no reference has, and the ticket word
-        each column comes from. Negated words and words in an excluded context ("press
-        save") are no evidence and are left out."""
+        each column comes from (worked out when an explanation asks). Negated words and
+        words in an excluded context ("press save") are no evidence and are left out."""
         from escalade.routing.phrases import negated, spans, tokens
 
         tok = tokens(text)
@@ -278,7 +302,7 @@ class SimilarityIndex:
                 ws[a:b] = [""] * (b - a)
         cols: list[int] = []
         unseen_words = unseen_chars = unseen_concepts = 0
-        origin: dict[int, str] = {}
+        sources: list[tuple[int, str]] = []  # (how many of the columns, from which words)
         column = self._column
         if self._thesaurus:
             for c, w in self._thesaurus.concepts(ws):
@@ -287,24 +311,27 @@ class SimilarityIndex:
                     unseen_concepts += 1
                 else:
                     cols.append(j)
-                    origin.setdefault(j, w)
+                    sources.append((1, w))
         toks = [w for w in ws if w and w not in STOP_WORDS]
+        cache = self._word_cache
         for w in toks:
-            known, new_words, new_chars = self._word(w)
-            cols.extend(known)
+            hit = cache.get(w)
+            known, new_words, new_chars = hit if hit is not None else self._word(w)
+            if known:
+                cols.extend(known)
+                sources.append((len(known), w))
             unseen_words += new_words
             unseen_chars += new_chars
-            for j in known:
-                origin.setdefault(j, w)
-        for i in range(len(toks) - 1):
-            f = f"b {stem(toks[i])} {stem(toks[i + 1])}"
-            j = column.get(f)
-            if j is None:
-                unseen_words += 1
-            else:
-                cols.append(j)
-                origin.setdefault(j, f"{toks[i]} {toks[i + 1]}")
-        return cols, unseen_words, unseen_chars, unseen_concepts, origin
+        if len(toks) > 1:
+            stems = [stem(w) for w in toks]
+            for i in range(len(toks) - 1):
+                j = column.get(f"b {stems[i]} {stems[i + 1]}")
+                if j is None:
+                    unseen_words += 1
+                else:
+                    cols.append(j)
+                    sources.append((1, f"{toks[i]} {toks[i + 1]}"))
+        return cols, unseen_words, unseen_chars, unseen_concepts, _Origins(cols, sources)
 
     def nearest(self, text: str) -> SimilarityMatch | None:
         """The key whose nearest reference is most similar to the text, with the runner-up
@@ -349,59 +376,79 @@ class SimilarityIndex:
             minlength=n * n_refs,
         ).reshape(n, n_refs)
         bounds = np.searchsorted(row_of, np.arange(n + 1))
-        grouped = scores[:, self._order]
-        per_key = np.maximum.reduceat(grouped, self._starts, axis=1)
+        best, runner = self._winners(scores)
         out: list[SimilarityMatch | None] = []
         for i in range(len(texts)):
+            b = int(best[i])
+            if b < 0:
+                out.append(None)
+                continue
             lo, hi = bounds[i], bounds[i + 1]
+            r = int(runner[i])
             out.append(
-                self._match(col_of[lo:hi], data[lo:hi], scores[i], per_key[i], queries[i][4])
+                self._match(
+                    col_of[lo:hi],
+                    data[lo:hi],
+                    float(scores[i, b]),
+                    b,
+                    r if r >= 0 else None,
+                    float(scores[i, r]) if r >= 0 else None,
+                    queries[i][4],
+                )
             )
         return out
+
+    def _winners(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For every ticket at once: its best reference (of the best key) and the
+        runner-up's (the best reference of the next key), -1 where there is none. A key
+        scores its nearest reference; among equal keys the first in key order wins, among
+        a key's equal references the first in file order."""
+        n, n_keys = scores.shape[0], len(self._starts)
+        grouped = scores[:, self._order]
+        per_key = np.maximum.reduceat(grouped, self._starts, axis=1)
+        # each key's first best reference: the first column of its segment at its maximum
+        sizes = np.diff(np.append(self._starts, grouped.shape[1]))
+        at_max = grouped == np.repeat(per_key, sizes, axis=1)
+        position = np.where(at_max, np.arange(grouped.shape[1]), grouped.shape[1])
+        best_ref = self._order[np.minimum.reduceat(position, self._starts, axis=1)]
+        rows = np.arange(n)
+        first = per_key.argmax(axis=1)
+        best = np.where(per_key[rows, first] > 0, best_ref[rows, first], -1)
+        runner = np.full(n, -1, dtype=np.intp)
+        if n_keys > 1:
+            rest = per_key.copy()
+            rest[rows, first] = -1.0
+            second = rest.argmax(axis=1)
+            runner = np.where((best >= 0) & (rest[rows, second] > 0), best_ref[rows, second], -1)
+        return best, runner
 
     def _match(
         self,
         cols: np.ndarray,
         data: np.ndarray,
-        scores: np.ndarray,
-        per_key: np.ndarray,
-        origin: dict[int, str],
-    ) -> SimilarityMatch | None:
-        if not per_key.size or per_key.max() <= 0:
-            return None
-        first = int(np.argmax(per_key))
-        best = self._best_ref(scores, first)
+        score: float,
+        best: int,
+        runner: int | None,
+        runner_score: float | None,
+        origin: _Origins,
+    ) -> SimilarityMatch:
         ref = self.references[best]
-        runner: int | None = None
-        if len(per_key) > 1:
-            rest = per_key.copy()
-            rest[first] = -1.0
-            second = int(np.argmax(rest))
-            if rest[second] > 0:
-                runner = self._best_ref(scores, second)
         weights = self._ref_weights[best]
 
         def weighed() -> tuple[str, ...]:
             features = cols.tolist()
             contributions = np.array([weights.get(j, 0.0) for j in features]) * data
-            return _weighed_most(contributions, [origin[j] for j in features])
+            return _weighed_most(contributions, origin.words(features))
 
         return SimilarityMatch(
             kind=ref.kind,
             key=ref.key,
-            score=float(scores[best]),
+            score=score,
             reference=ref,
             runner_up=self.references[runner] if runner is not None else None,
-            runner_up_score=float(scores[runner]) if runner is not None else None,
+            runner_up_score=runner_score,
             weighed=weighed,
         )
-
-    def _best_ref(self, scores: np.ndarray, key_pos: int) -> int:
-        """The best reference (first in file order among equals) of the key at a position."""
-        lo = self._starts[key_pos]
-        hi = self._starts[key_pos + 1] if key_pos + 1 < len(self._starts) else len(self._order)
-        refs = self._order[lo:hi]  # in file order within the key (a stable sort)
-        return int(refs[int(np.argmax(scores[refs]))])
 
 
 def _weighed_most(contributions: np.ndarray, origin: list[str], k: int = 4) -> tuple[str, ...]:

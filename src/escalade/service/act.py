@@ -1,6 +1,6 @@
 """The ``act`` use case: a person (or the system) acts on an escalation — acknowledge,
 investigate, escalate, de-escalate, reassign, wait on / hear from the customer, comment,
-resolve, reopen, close. Refused with the reason when the lifecycle or the policy does
+resolve, reopen, close, re-categorise. Refused with the reason when the lifecycle or the policy does
 not allow it."""
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Acting:
     to: str | None
     text: str | None
     now: datetime
+    category: str | None = None
 
 
 def _iso(t: datetime) -> str:
@@ -79,6 +80,7 @@ class Act:
         reason: str | None = None,
         to: str | None = None,
         text: str | None = None,
+        category: str | None = None,
     ) -> EscalationRow:
         """Act on the escalation ``ref`` in ``fx``'s unit of work (the caller commits)."""
         action = Action(action)
@@ -93,7 +95,7 @@ class Act:
             raise ActionRefused(str(exc)) from None
         policy = self.book.pinned(w, esc.policy_version_id)
         handler = _HANDLERS[action]
-        return handler(Acting(fx, policy, esc, new_state, by, reason, to, text, now))
+        return handler(Acting(fx, policy, esc, new_state, by, reason, to, text, now, category))
 
 
 def acknowledge(a: Acting) -> EscalationRow:
@@ -175,6 +177,65 @@ def reassign(a: Acting) -> EscalationRow:
     if moved.team != esc.team or moved.level != esc.level:
         # the new team must answer
         arm_level(a.fx, policy, moved, a.now, response=True, new_level=moved.level != esc.level)
+    return moved
+
+
+def _owning_team(policy: Policy, category_id: str | None) -> str | None:
+    """The team a category gives an escalation: its owner, else its level's team."""
+    if not category_id or category_id not in {c.id for c in policy.categories}:
+        return None
+    cat = policy.get_category(category_id)
+    if cat.owner:
+        return cat.owner
+    return policy.get_level(cat.level).team if cat.level else None
+
+
+def recategorise(a: Acting) -> EscalationRow:
+    """A person corrects the category (docs/engine.md "Re-categorising"): the category
+    changes; the owning team follows it while the escalation is still with the old
+    category's team and nobody has reassigned it; the priority rises to the new category's
+    default when that is more urgent, or becomes it where there was none (never lowered).
+    Clocks and the ladder stay as armed."""
+    esc, policy, new = a.esc, a.policy, a.category
+    if not new:
+        raise ActionRefused("recategorise needs 'category': a category of the policy")
+    known = [c.id for c in policy.categories]
+    if new not in known:
+        raise ActionRefused(
+            f"'{new}' is not a category of policy '{policy.id}' ({', '.join(known) or 'none'})"
+        )
+    if new == esc.category:
+        raise ActionRefused(f"it is already in category '{new}'")
+    cat = policy.get_category(new)
+    changes: dict[str, Any] = {"category": new}
+    data: dict[str, Any] = {"from": esc.category, "to": new, "by": a.by}
+    if not is_done(esc.state):
+        reassigned = any(
+            e.kind == EventKind.escalation_reassigned
+            and e.data.get("from") != e.data.get("to")
+            and e.data.get("to") in {t.id for t in policy.teams}
+            for e in a.fx.timeline(esc)
+        )
+        old_team = _owning_team(policy, esc.category)
+        new_team = _owning_team(policy, new)
+        if (
+            new_team
+            and new_team != esc.team
+            and not reassigned
+            and (esc.team == old_team or old_team is None)
+        ):
+            level = policy.get_team(new_team).level or esc.level
+            changes.update(team=new_team, owner=None, level=level)
+            data.update(from_team=esc.team, to_team=new_team)
+            if level != esc.level:
+                data.update(from_level=esc.level, to_level=level)
+        if cat.priority and (
+            esc.priority is None or policy.more_urgent(cat.priority, esc.priority)
+        ):
+            changes["priority"] = cat.priority
+            data.update(from_priority=esc.priority, to_priority=cat.priority)
+    moved = a.fx.update(esc, a.now, **changes)
+    a.fx.log(moved, EventKind.escalation_recategorised, a.by, a.now, data, a.reason)
     return moved
 
 
@@ -350,4 +411,5 @@ _HANDLERS: dict[Action, Callable[[Acting], EscalationRow]] = {
     Action.resolve: resolve,
     Action.reopen: reopen,
     Action.close: close,
+    Action.recategorise: recategorise,
 }

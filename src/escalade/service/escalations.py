@@ -136,13 +136,16 @@ class EscalationService:
         to: str | None = None,
         text: str | None = None,
         uow: UnitOfWork | None = None,
+        category: str | None = None,
     ) -> EscalationRow:
         """A person (or the system) acts on an escalation; refused with a reason if invalid."""
         action = Action(action)
         now = self.clock.now()
         return self._run(
             uow,
-            lambda fx: self._act(fx, ref, action, by=by, now=now, reason=reason, to=to, text=text),
+            lambda fx: self._act(
+                fx, ref, action, by=by, now=now, reason=reason, to=to, text=text, category=category
+            ),
         )
 
     def receive_alert(self, alert: AlertIn) -> EscalationRow | None:

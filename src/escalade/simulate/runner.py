@@ -41,18 +41,24 @@ def _iso(t: datetime) -> str:
 
 
 def run_scenario(
-    scenario: Scenario, router: Router, *, store: str = "memory"
+    scenario: Scenario, router: Router, *, store: str = "memory", db_url: str | None = None
 ) -> list[dict[str, Any]]:
     """Everything that happened, as docs/contracts.md output objects, in time order.
 
     ``store`` is the throw-away database: ``memory`` (the default, the store's repositories
     over Python structures) or ``sqlite`` (an in-memory SQLite database through the same
-    SQL as production). Both give the same output; the tests hold them to it.
+    SQL as production). Both give the same output; the tests hold them to it. ``db_url``
+    (a new, empty database) runs on that database instead and keeps it, e.g. to learn
+    from with ``escalade triage train --from-db``.
     """
     if store not in STORES:
         raise ValueError(f"unknown simulate store {store!r}: use one of {', '.join(STORES)}")
-    if store == "memory":
-        db: Store = MemoryStore()
+    if db_url is not None:
+        from escalade.store.db import SqlStore
+
+        db: Store = SqlStore(db_url)
+    elif store == "memory":
+        db = MemoryStore()
     else:
         from escalade.store.db import SqlStore  # SQLAlchemy only when asked for
 
@@ -138,6 +144,7 @@ def _apply(service: EscalationService, event: Event, scenario: Scenario) -> None
             reason=body.reason or body.resolution,
             to=body.to,
             text=body.text or body.resolution,
+            category=body.category,
         )
 
 

@@ -48,6 +48,7 @@ class Act(_Event):
     resolution: str | None = None
     text: str | None = None
     to: str | None = None
+    category: str | None = Field(None, min_length=1, description="recategorise: the new one")
 
 
 class Alert(_Event):
@@ -87,6 +88,7 @@ ACT_KINDS = (
     "comment",
     "customer_reply",
     "waiting_on_customer",
+    "recategorise",
 )
 KINDS = ("create", "alert", "override", "activity", *ACT_KINDS)
 

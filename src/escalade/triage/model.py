@@ -6,13 +6,17 @@ boundaries) TF-IDF of the subject and description, beside the signals routing re
 a linear SVM whose scores are calibrated into probabilities (sigmoid, cross-validated).
 
 The file is a zip holding ``escalade-triage.json`` (metadata), ``model.skops`` (the
-pipeline in skops format, never pickle) and ``vocabularies.json`` (each TF-IDF block's
+pipeline in skops format, never pickle), ``vocabularies.json`` (each TF-IDF block's
 n-grams in column order: skops would read a vocabulary as one audited node per n-gram,
-≈ 0.4 s of every start-up with a model, where JSON takes milliseconds). The metadata
-carries the model-format version, the library versions and a SHA-256 over metadata,
-payload and vocabularies; loading refuses a file from another format or scikit-learn
-version, one altered on disk, or one holding any type not on an explicit list of trusted
-types. Format 1 files (vocabularies inside the payload) still load.
+≈ 0.4 s of every start-up with a model, where JSON takes milliseconds) and, since format
+3, ``runtime.npz`` (the fitted arrays the decision needs, NumPy's format without pickled
+objects: ``escalade.triage.runtime`` decides from them with the pipeline's own numbers,
+so loading a model imports neither scikit-learn nor skops). The metadata carries the
+model-format version, the library versions and a SHA-256 over metadata, payload,
+vocabularies and runtime arrays; loading refuses a file from another format or
+scikit-learn version, or one altered on disk; the pipeline, read when asked for (formats
+1 and 2 and models the runtime does not cover: at load), is refused if it holds any type
+not on an explicit list of trusted types. Format 1 and 2 files still load.
 """
 
 from __future__ import annotations
@@ -25,40 +29,33 @@ import math
 import platform
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-import sklearn
-import skops
-import skops.io as sio
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import LinearSVC
-from skops.io.exceptions import UntrustedTypesFoundException
 
 import escalade
 from escalade.errors import EscaladeError
 from escalade.routing.models import EscalationInput
 from escalade.routing.signals import sentiment
-from escalade.triage.fastchar import WordCachedCharTfidf, fast_char_transform
+from escalade.triage.runtime import Block, LinearRuntime
+
+if TYPE_CHECKING:  # scikit-learn, SciPy and skops only where a model is trained or read
+    import scipy.sparse as sp
+    from sklearn.pipeline import Pipeline
 
 FORMAT = "escalade-triage-model"
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the vocabularies inside the skops payload
+FORMAT_VERSION = 3
+# 1: the vocabularies inside the skops payload; 2: no runtime arrays (read through skops)
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 _HEADER = "escalade-triage.json"
 _PAYLOAD = "model.skops"
 _VOCABULARIES = "vocabularies.json"
+_RUNTIME = "runtime.npz"
 TOP_WORDS = 5
 
 # Every type a triage model file may hold beyond what skops trusts by default. Loading checks
@@ -130,6 +127,15 @@ def feature_rows(inputs: Sequence[EscalationInput]) -> np.ndarray:
 
 def build_pipeline(labels: Sequence[str], seed: int = 0) -> Pipeline:
     """The untrained pipeline; the calibration folds adapt to the rarest label's count."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.svm import LinearSVC
+
     features = ColumnTransformer(
         [
             (
@@ -177,6 +183,14 @@ def data_hash(inputs: Sequence[EscalationInput], labels: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def _version(distribution: str) -> str:
+    """An installed library's version, without importing it (scikit-learn's import is most
+    of a start-up with a model)."""
+    from importlib.metadata import version
+
+    return version(distribution)
+
+
 def _major_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -185,50 +199,61 @@ def _major_minor(version: str) -> str:
 
 
 class TriageClassifier:
-    """A loaded (or freshly trained) triage model."""
+    """A loaded (or freshly trained) triage model.
 
-    def __init__(self, pipeline: Pipeline, metadata: dict[str, Any], name: str):
-        self.pipeline = pipeline
+    Where the model is a calibrated linear pipeline (every model ``train`` makes from
+    labels seen at least twice) it decides through :class:`~escalade.triage.runtime.
+    LinearRuntime`, NumPy alone, with the pipeline's own numbers; a model read from a
+    format 3 file then never imports scikit-learn or skops unless ``pipeline`` is asked
+    for. Other models decide through the scikit-learn pipeline."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline | None,
+        metadata: dict[str, Any],
+        name: str,
+        *,
+        runtime: LinearRuntime | None = None,
+        read_pipeline: Callable[[], Pipeline] | None = None,
+        use_runtime: bool = True,
+    ):
+        if pipeline is None and (runtime is None or read_pipeline is None):
+            raise ValueError("a triage model needs its pipeline or its runtime and a reader")
+        self._pipeline = pipeline
+        self._read_pipeline = read_pipeline
         self.metadata = metadata
         self.name = name
-        self.labels: list[str] = [str(c) for c in pipeline.classes_]
-        features: ColumnTransformer = pipeline.named_steps["features"]
-        self._features = features
-        self._clf = pipeline.named_steps["clf"]
-        self._slices: dict[str, slice] = dict(features.output_indices_)
-        coef = self._coefficients()
-        self._blocks: list[tuple[np.ndarray, np.ndarray, slice]] = []
-        for block in ("word", "char"):
-            sl = self._slices[block]
-            names = np.asarray(features.named_transformers_[block].get_feature_names_out())
-            self._blocks.append((coef[:, sl], names, sl))
-        # Each output block's fitted transformer and input columns, in output order; the
-        # character block is computed word by word (escalade.triage.fastchar).
-        self._steps: list[tuple[str, Any, Any]] = sorted(
-            (
-                (name, transformer, columns)
-                for name, transformer, columns in features.transformers_
-                if name in self._slices and self._slices[name].stop > self._slices[name].start
-            ),
-            key=lambda step: self._slices[step[0]].start,
-        )
-        self._fast_char: WordCachedCharTfidf | None = fast_char_transform(
-            features.named_transformers_["char"]
-        )
+        if runtime is None and pipeline is not None and use_runtime:
+            runtime = LinearRuntime.of(pipeline)
+        elif not use_runtime:  # decide through scikit-learn (to compare the two)
+            runtime = None
+        self.runtime = runtime
+        self._sklearn: _SklearnPath | None = None
+        if runtime is not None:
+            self.labels: list[str] = list(runtime.labels)
+            coef = runtime.explain_coef()
+            w, c, t = (runtime.offsets[k] for k in ("word", "char", "tier"))
+            assert runtime.word is not None and runtime.char is not None
+            self._explain = [
+                (coef[:, w:c], runtime.word.terms, 1),
+                (coef[:, c:t], runtime.char.terms, 3),
+            ]
+        else:
+            assert pipeline is not None
+            self._sklearn = _SklearnPath(pipeline)
+            self.labels = [str(c) for c in pipeline.classes_]
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The scikit-learn pipeline (read from the file when first asked for)."""
+        if self._pipeline is None:
+            assert self._read_pipeline is not None
+            self._pipeline = self._read_pipeline()
+        return self._pipeline
 
     @property
     def field(self) -> str:
         return str(self.metadata.get("field", ""))
-
-    def _coefficients(self) -> np.ndarray:
-        clf = self._clf
-        if isinstance(clf, CalibratedClassifierCV):
-            coef = np.mean([c.estimator.coef_ for c in clf.calibrated_classifiers_], axis=0)
-        else:
-            coef = np.asarray(clf.coef_)
-        if coef.shape[0] == 1 and len(self.labels) == 2:  # binary: one row for the second class
-            coef = np.vstack([-coef[0], coef[0]])
-        return np.asarray(coef, dtype=np.float64)
 
     def predict(self, inp: EscalationInput) -> Prediction:
         return self.predict_many([inp])[0]
@@ -236,29 +261,37 @@ class TriageClassifier:
     def transform(self, rows: np.ndarray) -> sp.csr_matrix:
         """The pipeline's feature matrix for ``feature_rows`` output: the same numbers as
         its ``ColumnTransformer``, with the character block computed word by word."""
-        if self._fast_char is None:
-            return sp.csr_matrix(self._features.transform(rows))
-        blocks = []
-        for name, transformer, columns in self._steps:
-            part = rows[:, columns]
-            if name == "char":
-                blocks.append(self._fast_char.transform(part))
-            else:
-                blocks.append(sp.csr_matrix(transformer.transform(part)))
-        return sp.csr_matrix(sp.hstack(blocks, format="csr"))
+        if self._sklearn is None:
+            self._sklearn = _SklearnPath(self.pipeline)
+        return self._sklearn.transform(rows)
 
     def predict_many(self, inputs: Sequence[EscalationInput]) -> list[Prediction]:
         """Predictions for many inputs at once (one vectorised pass)."""
         if not inputs:
             return []
-        x = self.transform(feature_rows(inputs))
-        proba = np.asarray(self._clf.predict_proba(x))
-        order = np.argsort(-proba, axis=1, kind="stable")
-        parts = [
-            (sl, coef, names, 1 if i == 0 else 3)
-            for i, (coef, names, sl) in enumerate(self._blocks)
-        ]
-        words = _top_words_batch(x, parts, order[:, 0])
+        rows = feature_rows(inputs)
+        rt = self.runtime
+        if rt is not None:
+            texts = [str(t) for t in rows[:, TEXT]]
+            word, char = rt.blocks(texts)
+            decision = rt.decision(
+                word,
+                char,
+                [str(t) for t in rows[:, TIER]],
+                np.asarray(rows[:, [SENTIMENT, MONTHLY_VALUE, USERS, AMOUNT]], dtype=np.float64),
+            )
+            proba = rt.predict_proba(decision)
+            order = np.argsort(-proba, axis=1, kind="stable")
+            words = _top_words_blocks(
+                [
+                    (blk, coef, names, n)
+                    for blk, (coef, names, n) in zip((word, char), self._explain, strict=True)
+                ],
+                order[:, 0],
+            )
+        else:
+            assert self._sklearn is not None
+            proba, order, words = self._sklearn.predict(rows)
         out: list[Prediction] = []
         for i in range(proba.shape[0]):
             best = int(order[i, 0])
@@ -276,9 +309,72 @@ class TriageClassifier:
         return out
 
 
-def _top_words_batch(
-    x_all: sp.csr_matrix,
-    parts: list[tuple[slice, np.ndarray, np.ndarray, int]],
+class _SklearnPath:
+    """Deciding through the scikit-learn pipeline (models the runtime does not cover)."""
+
+    def __init__(self, pipeline: Pipeline):
+        from sklearn.calibration import CalibratedClassifierCV
+
+        from escalade.triage.fastchar import fast_char_transform
+
+        features = pipeline.named_steps["features"]
+        self._features = features
+        self._clf = pipeline.named_steps["clf"]
+        labels = [str(c) for c in pipeline.classes_]
+        self._slices: dict[str, slice] = dict(features.output_indices_)
+        clf = self._clf
+        if isinstance(clf, CalibratedClassifierCV):
+            coef = np.mean([c.estimator.coef_ for c in clf.calibrated_classifiers_], axis=0)
+        else:
+            coef = np.asarray(clf.coef_)
+        if coef.shape[0] == 1 and len(labels) == 2:  # binary: one row for the second class
+            coef = np.vstack([-coef[0], coef[0]])
+        coef = np.asarray(coef, dtype=np.float64)
+        self._blocks: list[tuple[np.ndarray, np.ndarray, slice]] = []
+        for block in ("word", "char"):
+            sl = self._slices[block]
+            names = np.asarray(features.named_transformers_[block].get_feature_names_out())
+            self._blocks.append((coef[:, sl], names, sl))
+        # Each output block's fitted transformer and input columns, in output order; the
+        # character block is computed word by word (escalade.triage.fastchar).
+        self._steps: list[tuple[str, Any, Any]] = sorted(
+            (
+                (name, transformer, columns)
+                for name, transformer, columns in features.transformers_
+                if name in self._slices and self._slices[name].stop > self._slices[name].start
+            ),
+            key=lambda step: self._slices[step[0]].start,
+        )
+        self._fast_char = fast_char_transform(features.named_transformers_["char"])
+
+    def transform(self, rows: np.ndarray) -> sp.csr_matrix:
+        import scipy.sparse as sp
+
+        if self._fast_char is None:
+            return sp.csr_matrix(self._features.transform(rows))
+        blocks = []
+        for name, transformer, columns in self._steps:
+            part = rows[:, columns]
+            if name == "char":
+                blocks.append(self._fast_char.transform(part))
+            else:
+                blocks.append(sp.csr_matrix(transformer.transform(part)))
+        return sp.csr_matrix(sp.hstack(blocks, format="csr"))
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        x = self.transform(rows)
+        proba = np.asarray(self._clf.predict_proba(x))
+        order = np.argsort(-proba, axis=1, kind="stable")
+        parts = []
+        for i, (coef, names, sl) in enumerate(self._blocks):
+            sub = x[:, sl].tocsr()
+            block = Block(np.asarray(sub.indptr), np.asarray(sub.indices), np.asarray(sub.data))
+            parts.append((block, coef, names, 1 if i == 0 else 3))
+        return proba, order, _top_words_blocks(parts, order[:, 0])
+
+
+def _top_words_blocks(
+    parts: Sequence[tuple[Block, np.ndarray, Sequence[str] | np.ndarray, int]],
     labels: np.ndarray,
 ) -> list[list[str]]:
     """For each row, the words (else character n-grams of 3+ letters) that pushed hardest
@@ -287,16 +383,22 @@ def _top_words_batch(
     blocks before it left without words (the character block is rarely needed)."""
     n = len(labels)
     found: list[list[str] | None] = [None] * n
-    for sl, coef, names, min_len in parts:
+    for block, coef, names, min_len in parts:
         wanting = np.flatnonzero([w is None for w in found])
         if not wanting.size:
             break
-        x = (x_all[wanting] if wanting.size < n else x_all)[:, sl].tocsr()
-        counts = np.diff(x.indptr)
-        rows = np.repeat(np.arange(wanting.size), counts)
-        contrib = x.data * coef[labels[wanting][rows], x.indices]
+        block_rows = block.rows()
+        if wanting.size < n:
+            local = np.full(n, -1, dtype=np.int64)
+            local[wanting] = np.arange(wanting.size)
+            rows = local[block_rows]
+            mine = rows >= 0
+            rows, indices, data = rows[mine], block.indices[mine], block.data[mine]
+        else:
+            rows, indices, data = block_rows, block.indices, block.data
+        contrib = data * coef[labels[wanting][rows], indices]
         keep = contrib > 0
-        rows, cols, contrib = rows[keep], x.indices[keep], contrib[keep]
+        rows, cols, contrib = rows[keep], indices[keep], contrib[keep]
         order = np.lexsort((-contrib, rows))  # by row, then strongest first (stable)
         rows, cols = rows[order], cols[order]
         starts = np.searchsorted(rows, np.arange(wanting.size + 1))
@@ -331,6 +433,8 @@ def cross_validate(
     rows = feature_rows(inputs)
     y = np.asarray(labels, dtype=object)
     scores = []
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for tr, te in splitter.split(rows, y):
         pipe = build_pipeline([str(v) for v in y[tr]], seed).fit(rows[tr], y[tr])
@@ -386,8 +490,8 @@ def train(
         ),
         "versions": {
             "escalade": escalade.__version__,
-            "sklearn": sklearn.__version__,
-            "skops": skops.__version__,
+            "sklearn": _version("scikit-learn"),
+            "skops": _version("skops"),
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
@@ -402,15 +506,24 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _digest(header: dict[str, Any], payload: bytes, vocabularies: bytes | None = None) -> str:
+def _digest(
+    header: dict[str, Any],
+    payload: bytes,
+    vocabularies: bytes | None = None,
+    runtime: bytes | None = None,
+) -> str:
     body = {k: v for k, v in header.items() if k != "sha256"}
     h = hashlib.sha256(_canonical(body) + b"\n" + payload)
     if vocabularies is not None:
         h.update(b"\n" + vocabularies)
+    if runtime is not None:
+        h.update(b"\n" + runtime)
     return h.hexdigest()
 
 
-def _vectorizers(pipeline: Pipeline) -> dict[str, TfidfVectorizer]:
+def _vectorizers(pipeline: Pipeline) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     features = pipeline.named_steps["features"]
     return {name: t for name, t, _ in features.transformers_ if isinstance(t, TfidfVectorizer)}
 
@@ -430,45 +543,64 @@ def _split_vocabularies(pipeline: Pipeline) -> tuple[Pipeline, bytes]:
     return stripped, json.dumps(vocabularies, ensure_ascii=False, sort_keys=True).encode()
 
 
-def _restore_vocabularies(p: Path, pipeline: Pipeline, data: bytes) -> None:
-    damaged = f"{p}: damaged model file (its vocabularies do not fit the model)"
+def _parse_vocabularies(p: Path, data: bytes) -> dict[str, Any]:
     try:
         vocabularies = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise TriageModelError(damaged) from None
-    vectorizers = _vectorizers(pipeline)
-    if not isinstance(vocabularies, dict) or set(vocabularies) != set(vectorizers):
-        raise TriageModelError(damaged)
-    for name, vectorizer in vectorizers.items():
-        terms = vocabularies[name]
-        idf = getattr(vectorizer, "idf_", None)
+        raise TriageModelError(_damaged(p)) from None
+    if not isinstance(vocabularies, dict):
+        raise TriageModelError(_damaged(p))
+    for terms in vocabularies.values():
         if (
             not isinstance(terms, list)
             or not all(isinstance(t, str) for t in terms)
             or len(set(terms)) != len(terms)
-            or idf is None
-            or len(idf) != len(terms)
-            or hasattr(vectorizer, "vocabulary_")
         ):
-            raise TriageModelError(damaged)
+            raise TriageModelError(_damaged(p))
+    return vocabularies
+
+
+def _damaged(p: Path) -> str:
+    return f"{p}: damaged model file (its vocabularies do not fit the model)"
+
+
+def _restore_vocabularies(p: Path, pipeline: Pipeline, data: bytes) -> None:
+    vocabularies = _parse_vocabularies(p, data)
+    vectorizers = _vectorizers(pipeline)
+    if set(vocabularies) != set(vectorizers):
+        raise TriageModelError(_damaged(p))
+    for name, vectorizer in vectorizers.items():
+        terms = vocabularies[name]
+        idf = getattr(vectorizer, "idf_", None)
+        if idf is None or len(idf) != len(terms) or hasattr(vectorizer, "vocabulary_"):
+            raise TriageModelError(_damaged(p))
         vectorizer.vocabulary_ = {term: column for column, term in enumerate(terms)}
 
 
 def save_model(clf: TriageClassifier, path: str | Path) -> Path:
-    """Write the model (skops payload + metadata + SHA-256) to ``path``."""
+    """Write the model (skops payload, vocabularies, the runtime's arrays where the model
+    has them, metadata and SHA-256) to ``path``."""
+    import skops.io as sio
+
     p = Path(path)
     stripped, vocabularies = _split_vocabularies(clf.pipeline)
     payload = sio.dumps(stripped, compression=zipfile.ZIP_DEFLATED)
+    runtime = clf.runtime.to_bytes() if clf.runtime is not None else None
     header = dict(clf.metadata)
     header["format_version"] = FORMAT_VERSION
     header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
     header["vocabularies_sha256"] = hashlib.sha256(vocabularies).hexdigest()
-    header["sha256"] = _digest(header, payload, vocabularies)
+    header.pop("runtime_sha256", None)
+    if runtime is not None:
+        header["runtime_sha256"] = hashlib.sha256(runtime).hexdigest()
+    header["sha256"] = _digest(header, payload, vocabularies, runtime)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(_HEADER, json.dumps(header, indent=2, sort_keys=True))
         zf.writestr(_PAYLOAD, payload)
         zf.writestr(_VOCABULARIES, vocabularies, compress_type=zipfile.ZIP_DEFLATED)
+        if runtime is not None:
+            zf.writestr(_RUNTIME, runtime)  # an .npz, compressed already
     if p.parent and not p.parent.exists():
         raise TriageModelError(f"{p}: the folder {p.parent} does not exist")
     try:
@@ -480,7 +612,7 @@ def save_model(clf: TriageClassifier, path: str | Path) -> Path:
     return p
 
 
-def _read_container(p: Path) -> tuple[dict[str, Any], bytes, bytes | None]:
+def _read_container(p: Path) -> tuple[dict[str, Any], bytes, bytes | None, bytes | None]:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -497,6 +629,7 @@ def _read_container(p: Path) -> tuple[dict[str, Any], bytes, bytes | None]:
             header_bytes = zf.read(_HEADER)
             payload = zf.read(_PAYLOAD)
             vocabularies = zf.read(_VOCABULARIES) if _VOCABULARIES in names else None
+            runtime = zf.read(_RUNTIME) if _RUNTIME in names else None
     except TriageModelError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
@@ -514,50 +647,17 @@ def _read_container(p: Path) -> tuple[dict[str, Any], bytes, bytes | None]:
         raise TriageModelError(
             f"{p}: not an Escalade triage model (make one with 'escalade triage train')"
         )
-    return header, payload, vocabularies
+    return header, payload, vocabularies, runtime
 
 
-def load_model(path: str | Path) -> TriageClassifier:
-    """A model from a file, refusing one that is missing, foreign, altered or unsafe."""
-    p = Path(path)
-    header, payload, vocabularies = _read_container(p)
-    version = header.get("format_version")
-    if version not in READABLE_FORMAT_VERSIONS:
-        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
-        raise TriageModelError(
-            f"{p}: made with triage model format {version!r}; this Escalade "
-            f"({escalade.__version__}) reads formats {readable}: retrain it with "
-            "'escalade triage train'"
-        )
-    if version == 1:
-        vocabularies = None  # inside the payload
-    elif vocabularies is None:
-        raise TriageModelError(
-            f"{p}: damaged model file (no {_VOCABULARIES}); retrain it with 'escalade triage "
-            "train' or restore it from a copy"
-        )
-    versions = header.get("versions")
-    if not isinstance(versions, dict):
-        versions = {}
-    made_with = str(versions.get("sklearn", "?"))
-    if _major_minor(made_with) != _major_minor(sklearn.__version__):
-        raise TriageModelError(
-            f"{p}: trained with scikit-learn {made_with}, but {sklearn.__version__} is "
-            "installed; models only load under the same major.minor version: retrain it with "
-            "'escalade triage train'"
-        )
-    if (
-        header.get("sha256") != _digest(header, payload, vocabularies)
-        or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest()
-        or (
-            vocabularies is not None
-            and header.get("vocabularies_sha256") != hashlib.sha256(vocabularies).hexdigest()
-        )
-    ):
-        raise TriageModelError(
-            f"{p}: the model file was altered after it was saved (SHA-256 does not match); "
-            "retrain it with 'escalade triage train' or restore it from a copy"
-        )
+def _read_pipeline(
+    p: Path, header: dict[str, Any], payload: bytes, vocabularies: bytes | None
+) -> Pipeline:
+    """The scikit-learn pipeline of a checked file (skops, trusted types only)."""
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     # One pass: skops refuses any type outside the list while it reads (asking for the
     # file's types first would parse it twice, ≈ 0.4 s of every start-up).
     try:
@@ -573,9 +673,94 @@ def load_model(path: str | Path) -> TriageClassifier:
         "labels"
     ):
         raise TriageModelError(f"{p}: the model does not match its metadata (labels differ)")
+    if vocabularies is not None:
+        _restore_vocabularies(p, pipeline, vocabularies)
+    return pipeline
+
+
+def _read_runtime(
+    p: Path, header: dict[str, Any], runtime: bytes, vocabularies: bytes
+) -> LinearRuntime:
+    """The runtime of a checked format 3 file, its vocabularies attached."""
     try:
-        if vocabularies is not None:
-            _restore_vocabularies(p, pipeline, vocabularies)
+        rt = LinearRuntime.from_bytes(runtime)
+    except (ValueError, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TriageModelError(f"{p}: damaged model file (runtime arrays: {exc})") from None
+    if rt.labels != header.get("labels"):
+        raise TriageModelError(f"{p}: the model does not match its metadata (labels differ)")
+    vocab = _parse_vocabularies(p, vocabularies)
+    if set(vocab) != {"word", "char"}:
+        raise TriageModelError(_damaged(p))
+    try:
+        rt.attach(vocab["word"], vocab["char"])
+    except ValueError:
+        raise TriageModelError(_damaged(p)) from None
+    return rt
+
+
+def load_model(path: str | Path) -> TriageClassifier:
+    """A model from a file, refusing one that is missing, foreign, altered or unsafe. A
+    format 3 file decides through its runtime arrays: the scikit-learn pipeline is read
+    (through skops, trusted types only) only if someone asks for ``pipeline``."""
+    p = Path(path)
+    header, payload, vocabularies, runtime = _read_container(p)
+    version = header.get("format_version")
+    if version not in READABLE_FORMAT_VERSIONS:
+        *first, last = (str(v) for v in READABLE_FORMAT_VERSIONS)
+        readable = f"{', '.join(first)} and {last}"
+        raise TriageModelError(
+            f"{p}: made with triage model format {version!r}; this Escalade "
+            f"({escalade.__version__}) reads formats {readable}: retrain it with "
+            "'escalade triage train'"
+        )
+    if version == 1:
+        vocabularies = None  # inside the payload
+    elif vocabularies is None:
+        raise TriageModelError(
+            f"{p}: damaged model file (no {_VOCABULARIES}); retrain it with 'escalade triage "
+            "train' or restore it from a copy"
+        )
+    if version != 3:
+        runtime = None  # formats 1 and 2 have none
+    versions = header.get("versions")
+    if not isinstance(versions, dict):
+        versions = {}
+    made_with = str(versions.get("sklearn", "?"))
+    installed = _version("scikit-learn")
+    if _major_minor(made_with) != _major_minor(installed):
+        raise TriageModelError(
+            f"{p}: trained with scikit-learn {made_with}, but {installed} is "
+            "installed; models only load under the same major.minor version: retrain it with "
+            "'escalade triage train'"
+        )
+    if (
+        header.get("sha256") != _digest(header, payload, vocabularies, runtime)
+        or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest()
+        or (
+            vocabularies is not None
+            and header.get("vocabularies_sha256") != hashlib.sha256(vocabularies).hexdigest()
+        )
+        or (
+            runtime is not None
+            and header.get("runtime_sha256") != hashlib.sha256(runtime).hexdigest()
+        )
+        or (version == 3 and runtime is None and "runtime_sha256" in header)
+    ):
+        raise TriageModelError(
+            f"{p}: the model file was altered after it was saved (SHA-256 does not match); "
+            "retrain it with 'escalade triage train' or restore it from a copy"
+        )
+    try:
+        if runtime is not None and vocabularies is not None:
+            rt = _read_runtime(p, header, runtime, vocabularies)
+            return TriageClassifier(
+                None,
+                header,
+                p.name,
+                runtime=rt,
+                read_pipeline=lambda: _read_pipeline(p, header, payload, vocabularies),
+            )
+        pipeline = _read_pipeline(p, header, payload, vocabularies)
         return TriageClassifier(pipeline, header, p.name)
     except (KeyError, AttributeError, ValueError, IndexError) as exc:
         raise TriageModelError(f"{p}: not a triage pipeline Escalade can use ({exc})") from None

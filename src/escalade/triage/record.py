@@ -2,8 +2,9 @@
 
 Every escalation carries the input it arrived with (its package) and, on its timeline,
 what people did with it. The label for ``team`` is the team the escalation was routed to,
-replaced by every *reassignment* to another team (a person correcting the routing); a
-climb up the escalation path or the ladder is not a correction and does not count. The
+replaced by every *reassignment* to another team (a person correcting the routing) and by
+the team that followed a person's *re-categorisation*; a climb up the escalation path or
+the ladder is not a correction and does not count. The
 label for ``category`` is the escalation's final category (it differs from the routed one
 where someone re-categorised it). Read only through the store interface.
 """
@@ -92,6 +93,14 @@ def recorded(
                     to = entry.data.get("to")
                     if isinstance(to, str) and to in teams and to != team:
                         corrections.append(f"reassigned from team '{team}' to '{to}'")
+                        team = to
+                elif entry.kind == "escalation.recategorised":
+                    # the owning team followed a person's correction of the category
+                    to = entry.data.get("to_team")
+                    if isinstance(to, str) and to in teams and to != team:
+                        corrections.append(
+                            f"team '{to}' (not '{team}') with the category a person set"
+                        )
                         team = to
             if row.category != routed["category"]:
                 corrections.append(

@@ -28,7 +28,7 @@ roles: [{id: boss}]
 people: [{id: pat, roles: [boss]}]
 teams: [{id: desk, level: L1, members: [pat]}]
 priorities: [{id: P1}, {id: P2}]
-categories: [{id: x, owner: desk}]
+categories: [{id: x, owner: desk, priority: P2}]
 triggers:
 """
 

@@ -63,7 +63,7 @@ def policy_check(
     if count:
         typer.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} polic{'ies' if len(files) != 1 else 'y'} valid{note}", err=True)
+    typer.echo(f"{len(files)} polic{'ies' if len(files) != 1 else 'y'} valid", err=True)
 
 
 @policy_app.command("schema")

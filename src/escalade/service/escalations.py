@@ -47,6 +47,8 @@ class EscalationService:
     policy_check_every: float = 1.0
     """Seconds between two looks at which policy version is active in the store
     (``refresh_policy``): a version applied by another process is taken up this soon."""
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+    """The clock of those looks (seconds; only differences count)."""
 
     def __post_init__(self) -> None:
         self._policy_checked = -math.inf
@@ -106,7 +108,7 @@ class EscalationService:
         """Take up a policy version another process made active (``POST /v1/policies``
         there): at most one one-row read per ``policy_check_every`` seconds, so it can be
         called on every request. The new active policy, or None when nothing changed."""
-        now = time.monotonic()
+        now = self.monotonic()
         if now - self._policy_checked < self.policy_check_every:
             return None
         if not self._policy_checking.acquire(blocking=False):

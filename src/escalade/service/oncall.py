@@ -50,3 +50,8 @@ class OverridesInForce(Mapping[str, Sequence[Override]]):
 
     def __len__(self) -> int:
         return len(dict.fromkeys([*self._read, *self._in_process]))
+
+    def __bool__(self) -> bool:
+        """Always true: which schedules have overrides is known only once asked (so that
+        ``overrides or {}`` keeps this mapping)."""
+        return True

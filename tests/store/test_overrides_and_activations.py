@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+
 from escalade.store import Store
+from escalade.store.db import SqlStore
 
 T0 = datetime(2026, 3, 9, 12, tzinfo=UTC)
 
@@ -70,3 +73,25 @@ def test_the_newest_activation_is_the_active_version(store: Store) -> None:
         uow.rollback()
     with store.unit_of_work(readonly=True) as uow:
         assert uow.policies.active_id() == b.id
+
+
+def test_the_migration_makes_the_latest_version_active(empty_store: Store) -> None:
+    """0006_overrides: a database that already holds versions starts with the most recently
+    applied one active (what a restarted process took up before)."""
+    assert isinstance(empty_store, SqlStore)
+    empty_store.upgrade("0004_groups")
+    with empty_store.unit_of_work() as uow:
+        for content in ("a", "b"):
+            uow.connection.execute(
+                text(
+                    "INSERT INTO policy_versions (content_hash, name, content, applied_by,"
+                    " applied_at) VALUES (:h, 'p', :c, 'serve', :at)"
+                ),
+                {"h": content * 64, "c": content, "at": T0.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")},
+            )
+        uow.commit()
+    empty_store.upgrade()
+    with empty_store.unit_of_work(readonly=True) as uow:
+        newest = uow.policies.latest()
+        assert newest is not None and newest.content == "b"
+        assert uow.policies.active_id() == newest.id

@@ -189,3 +189,40 @@ def test_shifts_follow_the_local_handoff_clock(
             < expected_wall
             < wall
         )
+
+
+# ---------------------------------------------------------------- shifts through a window
+
+
+def test_shifts_follow_local_handoffs_across_dst_and_overrides() -> None:
+    """``shifts`` (GET /v1/schedules/{name}/oncall): the weekly 09:00 hand-off stays at
+    09:00 New York time across the March change (14:00 UTC before, 13:00 after); an
+    override cuts a stretch and a stretch that changes nobody is one shift."""
+    from escalade.oncall import shifts
+
+    utc = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
+    cover = Override(person="dee", start=utc(2026, 3, 10, 0), end=utc(2026, 3, 11, 0))
+    same = Override(person="cy", start=utc(2026, 3, 12, 0), end=utc(2026, 3, 13, 0))
+    got = shifts(WEEKLY, utc(2026, 3, 1), utc(2026, 3, 17), [cover, same])
+    assert [(s.start, s.end, s.people) for s in got] == [
+        (utc(2026, 3, 1), utc(2026, 3, 2, 14), ("ana",)),
+        (utc(2026, 3, 2, 14), utc(2026, 3, 9, 13), ("ben",)),  # DST began on 8 March
+        (utc(2026, 3, 9, 13), utc(2026, 3, 10), ("cy",)),
+        (utc(2026, 3, 10), utc(2026, 3, 11), ("dee",)),
+        (utc(2026, 3, 11), utc(2026, 3, 16, 13), ("cy",)),  # cy's own override changes nobody
+        (utc(2026, 3, 16, 13), utc(2026, 3, 17), ("ana",)),
+    ]
+
+
+def test_shifts_refuse_a_window_with_too_many() -> None:
+    from escalade.oncall import TooManyShifts, shifts
+
+    quarter_hours = schedule(
+        {"kind": "custom", "every": "15m", "start": "2026-03-01T00:00", "people": ["ana", "ben"]}
+    )
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    assert len(shifts(quarter_hours, start, start + timedelta(hours=2))) == 8
+    with pytest.raises(TooManyShifts, match="more than 100 shifts"):
+        shifts(quarter_hours, start, start + timedelta(days=2), limit=100)
+    with pytest.raises(ValueError, match="end must be after start"):
+        shifts(quarter_hours, start, start)

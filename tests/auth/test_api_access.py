@@ -52,6 +52,13 @@ OPERATIONS: list[tuple[str, str, str, dict[str, object] | None]] = [
     ("POST", "/v1/users/a@b.co/disable", "admin", None),
     ("POST", "/v1/users/a@b.co/enable", "admin", None),
     ("GET", "/v1/teams", "read", None),
+    ("GET", "/v1/schedules", "read", None),
+    ("GET", "/v1/schedules/none", "read", None),
+    ("GET", "/v1/schedules/none/oncall", "read", None),
+    ("GET", "/v1/schedules/none/overrides", "read", None),
+    # and the editing right, checked once the schedule is known (tests/auth/test_schedules_api.py)
+    ("POST", "/v1/schedules/none/overrides", "write", {"person": "a"}),
+    ("DELETE", "/v1/schedules/none/overrides/1", "write", None),
     ("GET", "/v1/session", "any", None),
     ("DELETE", "/v1/session", "read", None),
     ("GET", "/metrics", "read", None),
@@ -105,6 +112,8 @@ def test_the_table_lists_every_operation(
     listed = {(m, u.replace("/v1/keys/nope", "/v1/keys/{name}")) for m, u in listed}
     listed = {(m, u.replace("/v1/policies/1", "/v1/policies/{version}")) for m, u in listed}
     listed = {(m, u.replace("/a@b.co/", "/{email}/")) for m, u in listed}
+    listed = {(m, u.replace("/none", "/{name}")) for m, u in listed}
+    listed = {(m, u.replace("/overrides/1", "/overrides/{override_id}")) for m, u in listed}
     assert ops == listed | PUBLIC
     assert PUBLIC <= PUBLIC_OPERATIONS  # and only those (with OIDC's) need no credentials
     assert {

@@ -40,6 +40,7 @@ from escalade.api.health import readiness
 from escalade.api.limits import Limits, LimitsMiddleware
 from escalade.api.metrics import Metrics, metrics_router
 from escalade.api.policies import policy_router
+from escalade.api.schedules import schedule_router
 from escalade.api.security import Gate
 from escalade.auth.config import AuthSettings
 from escalade.auth.scopes import Principal, Scope
@@ -155,9 +156,24 @@ def create_app(
             if thread is not None:
                 thread.join(timeout=10)
 
+    def take_up_policy(request: Request) -> None:
+        """Before each request (but the liveness probe, which touches no database): a
+        policy version another process made active becomes active here too (a one-row
+        read at most once per ``service.policy_check_every`` seconds)."""
+        if service is None or request.url.path == "/healthz":
+            return
+        try:
+            service.refresh_policy()
+        except Exception as exc:
+            if database_outage(exc) is None:
+                raise
+            # the database is away: keep the version in hand; the request itself (if it
+            # needs the database) answers 503
+
     # the interactive docs (/docs, /redoc) load their scripts and styles from this app,
     # never from a CDN: they work offline
     app = FastAPIOffline(
+        dependencies=[Depends(take_up_policy)],
         title="Escalade",
         version=__version__,
         description=(
@@ -170,6 +186,7 @@ def create_app(
         wake = engine.wake if engine else None
         app.include_router(escalation_router(service, gate, wake))
         app.include_router(deliveries_router(service, gate))
+        app.include_router(schedule_router(gate, service, active_policy))
         if links is not None:
             app.include_router(action_links_router(service, links, wake))
             if slack_signing_secret:

@@ -33,7 +33,7 @@ from escalade.routing.models import EscalationInput
 from escalade.service import ActionRefused, AlertIn, EscalationService, NotFound
 from escalade.service.escalations import RETRIES
 from escalade.store import ConcurrentUpdate, TransientConflict, UnitOfWork
-from escalade.store.rows import EscalationRow, TimelineEntry
+from escalade.store.rows import EscalationRow, NewAuditEntry, TimelineEntry
 
 MAX_PAGE_SCANS = 10
 
@@ -529,11 +529,11 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
     @api.post("/alerts", responses=INTAKE)
     def alert(body: AlertBody, request: Request, who: Principal = intake) -> dict[str, Any]:
         """A monitoring alert: its key creates, updates or resolves one escalation."""
-        esc = service.receive_alert(AlertIn(**body.model_dump()))
-        with service.store.unit_of_work() as uow:
-            audit.record(
-                uow,
-                at=service.clock.now(),
+        at = service.clock.now()
+
+        def entry(esc: EscalationRow | None) -> NewAuditEntry:
+            return NewAuditEntry(
+                at=at,
                 actor=who.actor,
                 actor_kind=who.kind,
                 action=f"alert.{body.status}",
@@ -541,18 +541,20 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                 address=address(request),
                 after=_audit_state(esc) if esc else None,
             )
-            uow.commit()
+
+        # the audit entry commits with the alert's change, in one unit of work
+        esc = service.receive_alert(AlertIn(**body.model_dump()), audit=entry)
         _woken()
         return {"escalation": _view_for(who, esc) if esc else None}
 
     @api.post("/activity", responses=INTAKE)
     def activity(body: ActivityBody, request: Request, who: Principal = intake) -> dict[str, Any]:
         """Product activity that threshold triggers count."""
-        created = service.record_activity(actor=body.actor, action=body.action, count=body.count)
-        with service.store.unit_of_work() as uow:
-            audit.record(
-                uow,
-                at=service.clock.now(),
+        at = service.clock.now()
+
+        def entry(created: list[EscalationRow]) -> NewAuditEntry:
+            return NewAuditEntry(
+                at=at,
                 actor=who.actor,
                 actor_kind=who.kind,
                 action="activity.record",
@@ -560,7 +562,11 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
                 address=address(request),
                 after={"count": body.count, "created": [e.ref for e in created]},
             )
-            uow.commit()
+
+        # the audit entry commits with the activity and what it created, in one unit of work
+        created = service.record_activity(
+            actor=body.actor, action=body.action, count=body.count, audit=entry
+        )
         _woken()
         return {"created": [_view_for(who, e) for e in created]}
 

@@ -3,8 +3,8 @@ version (admins only: who may edit policies is an editing right; every refused a
 audited), and the difference between two versions.
 
 Applying a version makes it active in this process at once and records it in the
-database; other API processes and workers take it up when restarted with it (see
-docs/auth.md, "Several processes")."""
+database as the active version; every other API process takes it up within a second (at
+its next request; see docs/auth.md, "Several processes")."""
 
 from __future__ import annotations
 

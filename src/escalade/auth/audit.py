@@ -93,7 +93,8 @@ def policy_started(
     after: int,
     source: str,
 ) -> None:
-    """``escalade serve`` made a policy version active that was not the latest."""
+    """``escalade serve`` made a policy version active that was not the active one (it
+    becomes active in every process on the database)."""
     with store.unit_of_work() as uow:
         record(
             uow,

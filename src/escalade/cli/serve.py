@@ -69,7 +69,7 @@ def serve_command(
     for problem in channels.problems:
         typer.echo(f"warning: {problem}; its messages are only logged", err=True)
     with store.unit_of_work(readonly=True) as uow:
-        before = uow.policies.latest()
+        before = uow.policies.active_id()  # the version every process has active now
     runtime = bootstrap(
         settings,
         store=store,
@@ -79,13 +79,13 @@ def serve_command(
         channels=channels,
     )
     version = runtime.policy_version
-    if version is not None and (before is None or before.id != version):
+    if version is not None and before != version:
         # a new (or another) version: audited
         policy_started(
             store,
             at=runtime.clock.now(),
             policy_id=active.id,
-            before=before.id if before else None,
+            before=before,
             after=version,
             source=str(settings.policy_path),
         )

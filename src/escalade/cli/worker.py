@@ -35,13 +35,14 @@ def _duration(text: str, option: str) -> timedelta:
 
 
 def _channels(store: SqlStore, fallback: Channel, strict: bool) -> Channel:
-    """The latest applied policy's channels, with signed action links."""
+    """The active policy version's channels, with signed action links."""
     from escalade.channels.links import links_from_env
     from escalade.channels.router import ChannelSetupError, policy_channels
     from escalade.policy.models import Policy
 
     with store.unit_of_work(readonly=True) as uow:
-        row = uow.policies.latest()
+        active = uow.policies.active_id()
+        row = uow.policies.get(active) if active is not None else uow.policies.latest()
     if row is None:
         return fallback
     policy = Policy.model_validate_json(row.content)

@@ -4,6 +4,22 @@ Pure: a schedule from the policy, an instant and the overrides in force go in; p
 come out. Local time lives only in the rotations' hand-off times.
 """
 
-from escalade.oncall.schedule import Override, layer_on_call, next_handoff, on_call
+from escalade.oncall.schedule import (
+    Override,
+    Shift,
+    TooManyShifts,
+    layer_on_call,
+    next_handoff,
+    on_call,
+    shifts,
+)
 
-__all__ = ["Override", "layer_on_call", "next_handoff", "on_call"]
+__all__ = [
+    "Override",
+    "Shift",
+    "TooManyShifts",
+    "layer_on_call",
+    "next_handoff",
+    "on_call",
+    "shifts",
+]

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from escalade.policy.models import Rotation, Schedule
@@ -189,3 +190,50 @@ def next_handoff(schedule: Schedule, after: datetime) -> datetime:
             k += 1
         candidates.append(boundary)
     return min(candidates).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Who is on call (highest layer first) from ``start`` to ``end`` (UTC, half-open)."""
+
+    start: datetime
+    end: datetime
+    people: tuple[str, ...]
+
+
+class TooManyShifts(ValueError):
+    """A window holds more shifts than the caller allows."""
+
+
+def shifts(
+    schedule: Schedule,
+    start: datetime,
+    end: datetime,
+    overrides: Sequence[Override] = (),
+    *,
+    limit: int = 2000,
+) -> list[Shift]:
+    """Who is on call through ``[start, end)``: one entry per stretch with the same people
+    (hand-offs of every layer and the starts and ends of ``overrides`` cut stretches; a
+    hand-off that changes nobody does not). More than ``limit`` stretches: TooManyShifts."""
+    start = require_aware(start, "start").astimezone(UTC)
+    end = require_aware(end, "end").astimezone(UTC)
+    if end <= start:
+        raise ValueError("end must be after start")
+    cuts = {t for o in overrides for t in (o.start, o.end) if start < t < end}
+    t = start
+    while (t := next_handoff(schedule, t)) < end:
+        cuts.add(t)
+        if len(cuts) > 4 * limit:
+            raise TooManyShifts(f"more than {limit} shifts: ask for a shorter window")
+    out: list[Shift] = []
+    edges = [start, *sorted(cuts), end]
+    for a, b in pairwise(edges):
+        people = tuple(on_call(schedule, a, overrides))
+        if out and out[-1].people == people:
+            out[-1] = Shift(out[-1].start, b, people)
+            continue
+        if len(out) == limit:
+            raise TooManyShifts(f"more than {limit} shifts: ask for a shorter window")
+        out.append(Shift(a, b, people))
+    return out

@@ -40,9 +40,12 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def gave_up_hook(pinned: Pinned, overrides: Overrides) -> GaveUpHook:
+def gave_up_hook(
+    pinned: Pinned, overrides: Overrides | Callable[[UnitOfWork], Overrides]
+) -> GaveUpHook:
     """The outbox step's ``on_gave_up`` for escalations (``pinned``: the policy version an
-    escalation started with; ``overrides``: the on-call overrides in force)."""
+    escalation started with; ``overrides``: the on-call overrides in force, or what gives
+    them for a unit of work)."""
 
     def on_gave_up(uow: UnitOfWork, message: OutboxMessage, reason: str, now: datetime) -> None:
         if message.escalation_id is None:
@@ -67,9 +70,8 @@ def gave_up_hook(pinned: Pinned, overrides: Overrides) -> GaveUpHook:
             return  # a raise or a notice that failed is recorded, never raised again
         if is_done(esc.state):
             return
-        raise_to_owner(
-            pinned(uow, esc.policy_version_id), overrides, uow, esc, message, reason, now
-        )
+        in_force = overrides(uow) if callable(overrides) else overrides
+        raise_to_owner(pinned(uow, esc.policy_version_id), in_force, uow, esc, message, reason, now)
         if message.audience != Audience.customer.value and esc.acknowledged_at is None:
             # a page that reached nobody: the next rung is paged now, not later
             advance_ladder(uow, esc, reason, now)

@@ -28,7 +28,7 @@ from escalade.escalation.snapshot import PlannedTimer, Snapshot
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Policy
 from escalade.store import UnitOfWork
-from escalade.store.rows import EscalationRow, TimelineEntry
+from escalade.store.rows import EscalationRow, NewAuditEntry, TimelineEntry
 
 Overrides = Mapping[str, Sequence[Override]]
 
@@ -68,6 +68,13 @@ class Effects:
             elif e.kind == EventKind.sla_resumed:
                 paused = None
         return paused
+
+    # ---------------------------------------------------------------- the audit log
+
+    def audit(self, entry: NewAuditEntry) -> None:
+        """Append one entry to the audit log in this unit of work: it commits with the
+        change it records, or neither does."""
+        self.uow.audit.append(entry)
 
     # ---------------------------------------------------------------- the row
 

@@ -3,7 +3,9 @@ case in a unit of work of its own (or the caller's, given as ``uow``) and commit
 
 from __future__ import annotations
 
+import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,10 +27,11 @@ from escalade.service.alerts import AlertIn, ReceiveAlert
 from escalade.service.create import Create
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused
+from escalade.service.oncall import OverridesInForce
 from escalade.service.policies import ActivePolicy, PolicyBook
 from escalade.service.timers import fire
 from escalade.store import ConcurrentUpdate, Store, TransientConflict, UnitOfWork
-from escalade.store.rows import EscalationRow, TimerRow
+from escalade.store.rows import EscalationRow, NewAuditEntry, TimerRow
 
 T = TypeVar("T")
 RETRIES = 5
@@ -41,8 +44,15 @@ class EscalationService:
     clock: Clock
     overrides: dict[str, list[Override]] = field(default_factory=dict)
     book: PolicyBook = field(default_factory=PolicyBook)
+    policy_check_every: float = 1.0
+    """Seconds between two looks at which policy version is active in the store
+    (``refresh_policy``): a version applied by another process is taken up this soon."""
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+    """The clock of those looks (seconds; only differences count)."""
 
     def __post_init__(self) -> None:
+        self._policy_checked = -math.inf
+        self._policy_checking = threading.Lock()
         self._create = Create(self.book, self.clock)
         self._act = Act(self.book)
         self._alert = ReceiveAlert(self.book, self.clock, self._create, self._act)
@@ -53,13 +63,18 @@ class EscalationService:
         """The active policy version and its router (None before ``apply_policy``)."""
         return self.book.active
 
+    def overrides_in_force(self, uow: UnitOfWork) -> OverridesInForce:
+        """The on-call overrides for use cases in ``uow``: the stored ones (made over the
+        API) and ``self.overrides`` (made in this process, e.g. by a scenario)."""
+        return OverridesInForce(uow, self.overrides, self.clock.now())
+
     @contextmanager
     def _effects(self, uow: UnitOfWork | None) -> Iterator[Effects]:
         if uow is not None:
-            yield Effects(uow, self.overrides)
+            yield Effects(uow, self.overrides_in_force(uow))
             return
         with self.store.unit_of_work() as fresh:
-            yield Effects(fresh, self.overrides)
+            yield Effects(fresh, self.overrides_in_force(fresh))
             fresh.commit()
 
     def _run(self, uow: UnitOfWork | None, use_case: Callable[[Effects], T]) -> T:
@@ -67,7 +82,7 @@ class EscalationService:
         that lost a race (an escalation changed under it, a deadlock or serialization
         failure the database resolved by giving it up) is run again from the start."""
         if uow is not None:
-            return use_case(Effects(uow, self.overrides))
+            return use_case(Effects(uow, self.overrides_in_force(uow)))
         for attempt in range(1, RETRIES + 1):
             try:
                 with self._effects(None) as fx:
@@ -88,6 +103,22 @@ class EscalationService:
             version = self.book.apply(uow, policy, self.clock.now(), router=router, by=by)
             uow.commit()
         return version
+
+    def refresh_policy(self) -> ActivePolicy | None:
+        """Take up a policy version another process made active (``POST /v1/policies``
+        there): at most one one-row read per ``policy_check_every`` seconds, so it can be
+        called on every request. The new active policy, or None when nothing changed."""
+        now = self.monotonic()
+        if now - self._policy_checked < self.policy_check_every:
+            return None
+        if not self._policy_checking.acquire(blocking=False):
+            return None  # another thread is looking right now
+        try:
+            self._policy_checked = now
+            with self.store.unit_of_work(readonly=True) as uow:
+                return self.book.take_up(uow)
+        finally:
+            self._policy_checking.release()
 
     def pinned(self, uow: UnitOfWork, version_id: int) -> Policy:
         """The policy version an escalation started with."""
@@ -148,19 +179,46 @@ class EscalationService:
             ),
         )
 
-    def receive_alert(self, alert: AlertIn) -> EscalationRow | None:
-        """Create, update or resolve the one escalation of an alert's deduplication key."""
+    def receive_alert(
+        self,
+        alert: AlertIn,
+        *,
+        audit: Callable[[EscalationRow | None], NewAuditEntry] | None = None,
+    ) -> EscalationRow | None:
+        """Create, update or resolve the one escalation of an alert's deduplication key.
+        ``audit`` makes the audit entry of the outcome, written in the same unit of work
+        (the change and its entry commit together, or neither)."""
         self.book.require_active()
-        return self._run(None, lambda fx: self._alert(fx, alert))
+
+        def use_case(fx: Effects) -> EscalationRow | None:
+            esc = self._alert(fx, alert)
+            if audit is not None:
+                fx.audit(audit(esc))
+            return esc
+
+        return self._run(None, use_case)
 
     def record_activity(
-        self, *, actor: str, action: str, count: int = 1, ref: str | None = None
+        self,
+        *,
+        actor: str,
+        action: str,
+        count: int = 1,
+        ref: str | None = None,
+        audit: Callable[[list[EscalationRow]], NewAuditEntry] | None = None,
     ) -> list[EscalationRow]:
-        """Store product activity and fire the threshold triggers it crosses."""
+        """Store product activity and fire the threshold triggers it crosses. ``audit``
+        makes the audit entry (of the escalations created), written in the same unit of
+        work."""
         self.book.require_active()
-        return self._run(
-            None, lambda fx: self._activity(fx, actor=actor, action=action, count=count, ref=ref)
-        )
+
+        def use_case(fx: Effects) -> list[EscalationRow]:
+            created = self._activity(fx, actor=actor, action=action, count=count, ref=ref)
+            if audit is not None:
+                fx.audit(audit(created))
+            return created
+
+        return self._run(None, use_case)
 
     def _ref_taken(self, ref: str) -> bool:
         with self.store.unit_of_work(readonly=True) as uow:
@@ -170,7 +228,7 @@ class EscalationService:
 
     def handle_timer(self, uow: UnitOfWork, timer: TimerRow, now: datetime) -> None:
         """Engine entry point: one due timer (see ``service.timers``)."""
-        fire(uow, timer, now, pinned=self.book.pinned, overrides=self.overrides)
+        fire(uow, timer, now, pinned=self.book.pinned, overrides=self.overrides_in_force(uow))
 
     def record_sent(
         self,

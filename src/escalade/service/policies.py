@@ -42,6 +42,7 @@ class PolicyBook:
         schedules' hand-offs and make it active (once ``uow`` commits, the caller's part)."""
         content = policy.model_dump_json(by_alias=True)
         row = uow.policies.add(name=policy.id, content=content, applied_by=by, at=now)
+        uow.policies.activate(row.id, by=by, at=now)  # active for every process, once committed
         schedule_handoffs(uow, row.id, policy, now)
         self._pinned[row.id] = policy
         self.active = ActivePolicy(row.id, policy, router or Router(policy))
@@ -55,6 +56,17 @@ class PolicyBook:
                 raise NotFound(f"policy version {version_id} is missing")
             self._pinned[version_id] = Policy.model_validate_json(row.content)
         return self._pinned[version_id]
+
+    def take_up(self, uow: UnitOfWork) -> ActivePolicy | None:
+        """Make the version active in the store (another process may have applied it)
+        the active one here too; the new active policy, or None when nothing changed."""
+        version_id = uow.policies.active_id()
+        current = self.active
+        if version_id is None or (current is not None and current.version_id == version_id):
+            return None
+        policy = self.pinned(uow, version_id)
+        self.active = ActivePolicy(version_id, policy, Router(policy))
+        return self.active
 
     def require_active(self) -> ActivePolicy:
         if self.active is None:

@@ -74,7 +74,7 @@ def escalation_engine(
         escalation_handlers(service),
         channels=channels,
         on_sent=sent_hook(service),
-        on_gave_up=gave_up_hook(service.book.pinned, service.overrides),
+        on_gave_up=gave_up_hook(service.book.pinned, service.overrides_in_force),
         prepare=prepare if prepare is not None else getattr(channels, "prepare", None),
         config=config,
         worker=worker,

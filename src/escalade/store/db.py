@@ -42,6 +42,7 @@ from escalade.store.repositories import (
     SqlGroupRepository,
     SqlKeyLocks,
     SqlOutboxRepository,
+    SqlOverrideRepository,
     SqlPolicyRepository,
     SqlTimelineRepository,
     SqlTimerRepository,
@@ -93,6 +94,7 @@ class SqlUnitOfWork(interface.UnitOfWork):
         self.users = SqlUserRepository(connection)
         self.api_keys = SqlApiKeyRepository(connection)
         self.audit = SqlAuditRepository(connection)
+        self.overrides = SqlOverrideRepository(connection)
 
     def commit(self) -> None:
         self.connection.commit()

@@ -30,6 +30,7 @@ from escalade.store.rows import (
     EscalationRow,
     NewAuditEntry,
     OutboxMessage,
+    OverrideRow,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
@@ -110,6 +111,16 @@ class PolicyRepository(ABC):
 
     @abstractmethod
     def history(self, name: str | None = None) -> list[PolicyVersionRow]: ...
+
+    @abstractmethod
+    def activate(self, policy_version_id: int, *, by: str, at: datetime) -> None:
+        """Make a version the active one for every process on this database (one row;
+        the newest wins)."""
+
+    @abstractmethod
+    def active_id(self) -> int | None:
+        """The version made active last (None before any): a one-row read, cheap enough
+        for every process to check often."""
 
 
 class EscalationRepository(ABC):
@@ -545,6 +556,38 @@ class AuditRepository(ABC):
         """The number of entries written and the last hash (None: never written)."""
 
 
+class OverrideRepository(ABC):
+    """On-call overrides made over the API (``oncall_overrides``)."""
+
+    @abstractmethod
+    def add(
+        self,
+        *,
+        schedule: str,
+        person: str,
+        start_at: datetime,
+        end_at: datetime,
+        created_by: str,
+        created_at: datetime,
+        replaces: str | None = None,
+        reason: str | None = None,
+    ) -> OverrideRow: ...
+
+    @abstractmethod
+    def get(self, override_id: int) -> OverrideRow | None: ...
+
+    @abstractmethod
+    def for_schedule(
+        self, schedule: str, *, ending_after: datetime | None = None
+    ) -> list[OverrideRow]:
+        """A schedule's overrides in the order they were made (a later one wins where
+        they overlap), only those ending after ``ending_after`` when given."""
+
+    @abstractmethod
+    def delete(self, override_id: int) -> OverrideRow | None:
+        """Remove one; what it was, or None when there is no such override."""
+
+
 class UnitOfWork(ABC):
     """One transaction and the repositories that work in it."""
 
@@ -563,6 +606,7 @@ class UnitOfWork(ABC):
     users: UserRepository
     api_keys: ApiKeyRepository
     audit: AuditRepository
+    overrides: OverrideRepository
 
     @abstractmethod
     def commit(self) -> None:

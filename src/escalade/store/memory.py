@@ -53,6 +53,7 @@ from escalade.store.interface import (
     NewDelivery,
     NewTimer,
     OutboxRepository,
+    OverrideRepository,
     PolicyRepository,
     Store,
     TimelineRepository,
@@ -71,6 +72,7 @@ from escalade.store.rows import (
     NewAuditEntry,
     OutboxMessage,
     OutboxState,
+    OverrideRow,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
@@ -208,6 +210,8 @@ class _Data:
     api_key_by_hash: dict[str, str] = field(default_factory=dict)
     audit: list[AuditRow] = field(default_factory=list)
     audit_head: dict[int, AuditHead] = field(default_factory=dict)  # {1: head}
+    overrides: dict[int, OverrideRow] = field(default_factory=dict)
+    activations: list[int] = field(default_factory=list)  # policy version ids, oldest first
 
     def __post_init__(self) -> None:
         self.timers_free = _DueQueue(self._free_timer_due)
@@ -372,6 +376,14 @@ class MemoryPolicyRepository(_MemoryRepository, PolicyRepository):
     def history(self, name: str | None = None) -> list[PolicyVersionRow]:
         rows = sorted(self._d.policies.values(), key=lambda r: r.id)
         return [r for r in rows if name is None or r.name == name]
+
+    def activate(self, policy_version_id: int, *, by: str, at: datetime) -> None:
+        if policy_version_id not in self._d.policies:
+            raise IntegrityViolation(f"no policy version {policy_version_id}")
+        self._tx.append(self._d.activations, policy_version_id)
+
+    def active_id(self) -> int | None:
+        return self._d.activations[-1] if self._d.activations else None
 
 
 class MemoryEscalationRepository(_MemoryRepository, EscalationRepository):
@@ -1148,6 +1160,52 @@ class MemoryAuditRepository(_MemoryRepository, AuditRepository):
         return self._d.audit_head.get(1)
 
 
+class MemoryOverrideRepository(_MemoryRepository, OverrideRepository):
+    def add(
+        self,
+        *,
+        schedule: str,
+        person: str,
+        start_at: datetime,
+        end_at: datetime,
+        created_by: str,
+        created_at: datetime,
+        replaces: str | None = None,
+        reason: str | None = None,
+    ) -> OverrideRow:
+        row = OverrideRow(
+            id=self._d.next_id("oncall_overrides"),
+            schedule=schedule,
+            person=person,
+            replaces=replaces,
+            start_at=_utc(start_at),
+            end_at=_utc(end_at),
+            reason=reason,
+            created_by=created_by,
+            created_at=_utc(created_at),
+        )
+        self._tx.put(self._d.overrides, row.id, row)
+        return row
+
+    def get(self, override_id: int) -> OverrideRow | None:
+        return self._d.overrides.get(override_id)
+
+    def for_schedule(
+        self, schedule: str, *, ending_after: datetime | None = None
+    ) -> list[OverrideRow]:
+        after = _utc(ending_after) if ending_after is not None else None
+        return [
+            r
+            for _, r in sorted(self._d.overrides.items())
+            if r.schedule == schedule and (after is None or r.end_at > after)
+        ]
+
+    def delete(self, override_id: int) -> OverrideRow | None:
+        row = self._d.overrides.get(override_id)
+        self._tx.drop(self._d.overrides, override_id)
+        return row
+
+
 # --------------------------------------------------------------------------- unit of work
 
 
@@ -1171,6 +1229,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.users = MemoryUserRepository(self._txn)
         self.api_keys = MemoryApiKeyRepository(self._txn)
         self.audit = MemoryAuditRepository(self._txn)
+        self.overrides = MemoryOverrideRepository(self._txn)
 
     def commit(self) -> None:
         self._txn.undo.clear()

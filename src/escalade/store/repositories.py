@@ -48,6 +48,7 @@ from escalade.store.rows import (
     NewAuditEntry,
     OutboxMessage,
     OutboxState,
+    OverrideRow,
     PolicyVersionRow,
     TimelineEntry,
     TimerRow,
@@ -117,6 +118,19 @@ class SqlPolicyRepository(_Repository, iface.PolicyRepository):
         if name is not None:
             q = q.where(t.policy_versions.c.name == name)
         return [PolicyVersionRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def activate(self, policy_version_id: int, *, by: str, at: datetime) -> None:
+        self._conn.execute(
+            t.policy_activations.insert().values(
+                policy_version_id=policy_version_id, activated_by=by[:320], activated_at=at
+            )
+        )
+
+    def active_id(self) -> int | None:
+        c = t.policy_activations.c
+        q = select(c.policy_version_id).order_by(c.id.desc()).limit(1)
+        value = self._conn.execute(q).scalar()
+        return int(value) if value is not None else None
 
     def _one(self, q: Select[Any]) -> PolicyVersionRow | None:
         row = self._conn.execute(q).first()
@@ -1181,3 +1195,57 @@ _OUTBOX_SENT = (
     )
     .values(state=OutboxState.sent.value, sent_at=bindparam("at"), lease_until=None)
 )
+
+
+# --------------------------------------------------------------------------- on-call overrides
+
+
+class SqlOverrideRepository(_Repository, iface.OverrideRepository):
+    def add(
+        self,
+        *,
+        schedule: str,
+        person: str,
+        start_at: datetime,
+        end_at: datetime,
+        created_by: str,
+        created_at: datetime,
+        replaces: str | None = None,
+        reason: str | None = None,
+    ) -> OverrideRow:
+        row = self._conn.execute(
+            t.oncall_overrides.insert()
+            .values(
+                schedule=schedule,
+                person=person,
+                replaces=replaces,
+                start_at=start_at,
+                end_at=end_at,
+                reason=reason,
+                created_by=created_by[:320],
+                created_at=created_at,
+            )
+            .returning(*t.oncall_overrides.c)
+        ).one()
+        return OverrideRow(**row._mapping)
+
+    def get(self, override_id: int) -> OverrideRow | None:
+        c = t.oncall_overrides.c
+        row = self._conn.execute(select(t.oncall_overrides).where(c.id == override_id)).first()
+        return OverrideRow(**row._mapping) if row else None
+
+    def for_schedule(
+        self, schedule: str, *, ending_after: datetime | None = None
+    ) -> list[OverrideRow]:
+        c = t.oncall_overrides.c
+        q = select(t.oncall_overrides).where(c.schedule == schedule).order_by(c.id)
+        if ending_after is not None:
+            q = q.where(c.end_at > ending_after)
+        return [OverrideRow(**r._mapping) for r in self._conn.execute(q)]
+
+    def delete(self, override_id: int) -> OverrideRow | None:
+        row = self.get(override_id)
+        if row is not None:
+            c = t.oncall_overrides.c
+            self._conn.execute(t.oncall_overrides.delete().where(c.id == override_id))
+        return row

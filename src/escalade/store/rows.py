@@ -235,3 +235,20 @@ class NewAuditEntry:
     before: Any = None
     after: Any = None
     detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRow:
+    """An on-call override made over the API: ``person`` is on call in ``schedule`` from
+    ``start_at`` to ``end_at`` (half-open, UTC) in place of ``replaces`` where that person
+    is on call (or of the highest layer's person when None)."""
+
+    id: int
+    schedule: str
+    person: str
+    replaces: str | None
+    start_at: datetime
+    end_at: datetime
+    reason: str | None
+    created_by: str
+    created_at: datetime

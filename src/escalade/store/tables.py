@@ -266,3 +266,34 @@ audit_head = Table(
     Column("last_id", BigInteger, nullable=False),
     Column("last_hash", String(64), nullable=False),
 )
+
+# --------------------------------------------------------------------------- on call, activations
+# (migration 0006_overrides)
+
+# On-call overrides made over the API: ``person`` is on call in ``schedule`` from ``start_at``
+# to ``end_at`` (half-open, UTC) in place of ``replaces`` (or of the highest layer's person).
+oncall_overrides = Table(
+    "oncall_overrides",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("schedule", String(80), nullable=False),
+    Column("person", String(80), nullable=False),
+    Column("replaces", String(80), nullable=True),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "schedule", "end_at"),
+)
+
+# Which policy version is active, for every process on the database: the newest row wins.
+# Each process compares its own active version with it (a one-row read) and swaps.
+policy_activations = Table(
+    "policy_activations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("policy_version_id", Id, ForeignKey("policy_versions.id"), nullable=False),
+    Column("activated_by", String(320), nullable=False),
+    Column("activated_at", UTCDateTime, nullable=False),
+)

@@ -384,9 +384,10 @@ def test_generic_webhook_maps_creates_repeats_and_resolves(
     first = client.post(url, json=_ticket("31001"), headers=bearer(key))
     assert first.status_code == 200, first.text
     ref = first.json()["escalation"]["ref"]
-    assert client.post(url, json=_ticket("31001"), headers=bearer(key)).json()["escalation"][
-        "ref"
-    ] == ref  # idempotent by the ticket number
+    assert (
+        client.post(url, json=_ticket("31001"), headers=bearer(key)).json()["escalation"]["ref"]
+        == ref
+    )  # idempotent by the ticket number
     esc = _read(store, client, ref)
     assert (esc["subject"], esc["category"], esc["priority"]) == (
         "Charged twice for the annual plan",
@@ -394,7 +395,9 @@ def test_generic_webhook_maps_creates_repeats_and_resolves(
         "P1",
     )
     assert esc["customer"]["email"] == "ines@example.org"
-    other = client.post(url, json=_ticket("31002", priority={"name": "normal"}), headers=bearer(key))
+    other = client.post(
+        url, json=_ticket("31002", priority={"name": "normal"}), headers=bearer(key)
+    )
     assert _read(store, client, other.json()["escalation"]["ref"])["priority"] == "P2"
     closed = client.post(url, json=_ticket("31001", state="closed"), headers=bearer(key))
     assert closed.json()["escalation"]["state"] == "resolved"
@@ -433,7 +436,9 @@ def test_generic_webhook_of_unknown_name_is_404(setup: tuple[TestClient, SqlStor
     client, _, key = setup
     answer = client.post("/v1/integrations/webhook/zendesk", json={}, headers=bearer(key))
     assert answer.status_code == 404
-    assert "maps no webhook 'zendesk' (alerts.webhooks: zammad)" in answer.json()["detail"][0]["msg"]
+    assert (
+        "maps no webhook 'zendesk' (alerts.webhooks: zammad)" in answer.json()["detail"][0]["msg"]
+    )
 
 
 @pytest.mark.parametrize(

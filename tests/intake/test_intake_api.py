@@ -16,8 +16,7 @@ from tests.keys import bearer, issue_key
 from escalade.api.app import create_app
 from escalade.bootstrap import bootstrap
 from escalade.clock import VirtualClock
-from escalade.policy import policy_from_text
-from escalade.policy import PolicyInvalid
+from escalade.policy import PolicyInvalid, policy_from_text
 from escalade.routing.router import Router
 from escalade.service.intake import fingerprint
 from escalade.settings import Settings

@@ -16,7 +16,7 @@ from tests.keys import bearer, issue_key
 from escalade.api.app import create_app
 from escalade.bootstrap import bootstrap
 from escalade.clock import VirtualClock
-from escalade.policy import PolicyInvalid, policy_from_text
+from escalade.policy import PolicyInvalid, load_policy, policy_from_text
 from escalade.routing.router import Router
 from escalade.service.intake import fingerprint
 from escalade.settings import Settings
@@ -57,11 +57,13 @@ alerts:
 """
 
 
-def _client(tmp_path: Path, per: str = "fingerprint") -> tuple[TestClient, SqlStore, str]:
+def _client(
+    tmp_path: Path, per: str = "fingerprint", path: Path | None = None
+) -> tuple[TestClient, SqlStore, str]:
     store = SqlStore(f"sqlite:///{tmp_path / 'intake.db'}")
     store.upgrade()
     clock = VirtualClock(NOW)
-    policy = policy_from_text(POLICY % per, "intake-test.yaml")
+    policy = load_policy(path) if path else policy_from_text(POLICY % per, "intake-test.yaml")
     runtime = bootstrap(Settings(), store=store, clock=clock, router=Router(policy), engine=False)
     app = create_app(Settings(), policy, None, clock, service=runtime.service)
     key = issue_key(store, "intake", name="monitoring")
@@ -463,3 +465,27 @@ alerts: {{webhooks: {{hook: {mapping}}}}}
         policy_from_text(text, "bad.yaml")
     assert error in str(raised.value)
     assert "alerts" in str(raised.value)
+
+
+def test_the_helpdesk_example_policy_maps_zammad_tickets(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples/policies/helpdesk-workflows.yaml"
+    client, store, key = _client(tmp_path, path=example)
+    ticket = {
+        "ticket": {
+            "number": "88121",
+            "title": "Our nightly export job keeps failing with a 500 from your API",
+            "state": "new",
+            "priority": {"name": "3 high"},
+            "customer": {"email": "ops@customer.example"},
+        },
+        "article": {"body": "Since Monday every call to the export endpoint errors out."},
+    }
+    url = "/v1/integrations/webhook/zammad"
+    made = client.post(url, json=ticket, headers=bearer(key))
+    assert made.status_code == 200, made.text
+    esc = _read(store, client, made.json()["escalation"]["ref"])
+    assert esc["priority"] == "high" and esc["customer"]["email"] == "ops@customer.example"
+    ticket["ticket"]["state"] = "closed"
+    assert client.post(url, json=ticket, headers=bearer(key)).json()["escalation"]["state"] == (
+        "resolved"
+    )

@@ -261,6 +261,13 @@ def test_alertmanager_one_escalation_per_group_when_the_policy_says(tmp_path: Pa
     done = _am("resolved", _alert("db1", "resolved"), _alert("db2", "resolved"))
     client.post("/v1/integrations/alertmanager", json=done, headers=bearer(key))
     assert _read(store, client, ref)["state"] == "resolved"
+    # a group key longer than a stored key: its SHA-256 stands for it, stably
+    long = _am("firing", _alert("db9"), group="{}/" + "g" * 1900)
+    first = client.post("/v1/integrations/alertmanager", json=long, headers=bearer(key))
+    again = client.post("/v1/integrations/alertmanager", json=long, headers=bearer(key))
+    assert first.status_code == 200, first.text
+    assert first.json()["escalations"][0]["key"].startswith("sha256:")
+    assert first.json()["escalations"][0]["ref"] == again.json()["escalations"][0]["ref"]
 
 
 def test_alertmanager_refusals(setup: tuple[TestClient, SqlStore, str]) -> None:
@@ -489,3 +496,31 @@ def test_the_helpdesk_example_policy_maps_zammad_tickets(tmp_path: Path) -> None
     assert client.post(url, json=ticket, headers=bearer(key)).json()["escalation"]["state"] == (
         "resolved"
     )
+
+
+def test_long_texts_are_cut_and_long_keys_are_bounded(
+    setup: tuple[TestClient, SqlStore, str],
+) -> None:
+    client, store, key = setup
+    huge = "x" * 99_000
+    prom = [
+        {"labels": {"alertname": "Big", "a": huge[:90_000]}, "annotations": {"description": huge}}
+    ]
+    assert client.post("/api/v2/alerts", json=prom, headers=bearer(key)).status_code == 200
+    event = {
+        "routing_key": key,
+        "event_action": "trigger",
+        "dedup_key": "d" * 255,
+        "payload": {
+            "summary": "s" * 1024,
+            "source": "src",
+            "severity": "info",
+            "custom_details": {"log": huge, "more": huge},
+        },
+    }
+    assert client.post("/v2/enqueue", json=event).status_code == 202
+    ticket = _ticket("n" * 300)
+    long_key = client.post("/v1/integrations/webhook/zammad", json=ticket, headers=bearer(key))
+    assert long_key.status_code == 422
+    assert long_key.json()["detail"][0]["field"] == "dedup_key"
+    assert len(_refs(store, client)) == 2

@@ -56,13 +56,15 @@ def _pydantic_items(exc: ValidationError, part: str = "body") -> list[dict[str, 
     return out
 
 
-async def _json(request: Request) -> Any:
-    """The body as JSON, or ApiError 400 saying why not."""
+async def _json(request: Request, status: int = 422) -> Any:
+    """The body as JSON, or ApiError ``status`` (422 as the rest of the API; 400 where the
+    peer answers so) saying why not."""
     raw = await request.body()
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}", "bad_json", loc=["body"]) from None
+        msg = f"the body is not valid JSON: {exc}"
+        raise ApiError(status, msg, "json_invalid", loc=["body"]) from None
 
 
 def _pd_error(err: Any) -> str:
@@ -206,7 +208,7 @@ def intake_router(
     async def prometheus(request: Request, who: Principal = intake) -> JSONResponse:
         """Alerts as Prometheus pushes them to Alertmanager (a JSON list of postable
         alerts); ``endsAt`` in the past resolves. 200 with an empty body, as Alertmanager."""
-        body = await _json(request)
+        body = await _json(request, 400)
         if not isinstance(body, list):
             raise ApiError(
                 400, "the body must be a JSON list of alerts", "bad_request", loc=["body"]

@@ -8,6 +8,7 @@ does (docs/api.md, docs/integrations.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,13 @@ from escalade.service.alerts import AlertIn
 
 MAX_ALERTS = 1000
 """Alerts in one Alertmanager or Prometheus request, at most."""
+MAX_SUBJECT = 2000
+MAX_DESCRIPTION = 100_000
+MAX_KEY = 250
+"""An escalation's subject, description and an alert key, at most (longer text is cut; a
+longer Alertmanager group key is replaced by its SHA-256)."""
+KEY_ROOM = 300
+"""The stored deduplication key ``source:key`` holds at most this many characters."""
 
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -69,7 +77,13 @@ def _description(annotations: Mapping[str, str], labels: Mapping[str, str], url:
     parts.append(f"labels: {_label_text(labels)}")
     if url:
         parts.append(f"source: {url}")
-    return "\n".join(p for p in parts if p)
+    return "\n".join(p for p in parts if p)[:MAX_DESCRIPTION]
+
+
+def _group_key(group_key: str) -> str:
+    if len(group_key) <= MAX_KEY:
+        return group_key
+    return "sha256:" + hashlib.sha256(group_key.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- Alertmanager
@@ -115,13 +129,13 @@ def from_alertmanager(body: AlertmanagerWebhook, policy: Policy) -> list[AlertIn
         return [
             AlertIn(
                 source="alertmanager",
-                key=body.groupKey,
+                key=_group_key(body.groupKey),
                 status=body.status,
                 severity=body.commonLabels.get("severity"),
-                summary=_subject(body.commonAnnotations, labels)[:2000],
+                summary=_subject(body.commonAnnotations, labels)[:MAX_SUBJECT],
                 description="\n".join(
                     [f"{len(firing)} of {len(body.alerts)} alerts firing", *lines]
-                ),
+                )[:MAX_DESCRIPTION],
                 fields={"alert_group": body.groupKey, "labels": body.groupLabels},
             )
         ]
@@ -131,7 +145,7 @@ def from_alertmanager(body: AlertmanagerWebhook, policy: Policy) -> list[AlertIn
             key=a.fingerprint or fingerprint(a.labels),
             status=a.status,
             severity=a.labels.get("severity"),
-            summary=_subject(a.annotations, a.labels)[:2000],
+            summary=_subject(a.annotations, a.labels)[:MAX_SUBJECT],
             description=_description(a.annotations, a.labels, a.generatorURL),
             fields={"labels": a.labels, "alert_group": body.groupKey},
         )
@@ -176,7 +190,7 @@ def from_prometheus(alerts: list[PostableAlert], now: datetime) -> list[AlertIn]
                 key=fingerprint(a.labels),
                 status="resolved" if resolved else "firing",
                 severity=a.labels.get("severity"),
-                summary=_subject(a.annotations, a.labels)[:2000],
+                summary=_subject(a.annotations, a.labels)[:MAX_SUBJECT],
                 description=_description(a.annotations, a.labels, a.generatorURL),
                 fields={"labels": a.labels},
             )
@@ -234,7 +248,7 @@ def from_pagerduty(event: PdEvent) -> AlertIn:
             status="firing",
             severity=p.severity,
             summary=p.summary,
-            description="\n".join(details),
+            description="\n".join(details)[:MAX_DESCRIPTION],
             fields={"alert_source": p.source},
         )
     if event.dedup_key is None:
@@ -285,8 +299,9 @@ def from_webhook(name: str, hook: WebhookMapping, body: Any, policy: Policy) -> 
     subject = _text(body, hook.subject, "subject", required=True)
     key = _text(body, hook.dedup_key, "dedup_key", required=True)
     assert subject is not None and key is not None
-    if len(key) > 250:
-        raise IntakeError("dedup_key", f"the value at {hook.dedup_key} is over 250 characters")
+    most = min(MAX_KEY, KEY_ROOM - len(f"webhook:{name}:"))
+    if len(key) > most:
+        raise IntakeError("dedup_key", f"the value at {hook.dedup_key} is over {most} characters")
     category = _text(body, hook.category, "category")
     if category is not None:
         mapped = hook.categories.get(category) or hook.categories.get(category.lower())
@@ -322,8 +337,8 @@ def from_webhook(name: str, hook: WebhookMapping, body: Any, policy: Policy) -> 
         key=key,
         status="resolved" if resolved else "firing",
         severity=priority,
-        summary=subject[:2000],
-        description=(_text(body, hook.description, "description") or "")[:100_000],
+        summary=subject[:MAX_SUBJECT],
+        description=(_text(body, hook.description, "description") or "")[:MAX_DESCRIPTION],
         category=category,
         customer_email=email[:320] if email else None,
         channel=hook.channel,

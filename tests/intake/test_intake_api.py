@@ -34,9 +34,11 @@ priorities:
   - {id: P1, aliases: [urgent], response: 1h}
   - {id: P2, aliases: [normal], response: 4h}
   - {id: P3, response: 1d}
+roles: [{id: counsel}]
 categories:
   - {id: outage, owner: frontline}
   - {id: billing, owner: frontline}
+  - {id: legal, owner: frontline, confidential: true, visible_to: [counsel]}
 routing: {default_priority: P2, default_category: outage}
 alerts:
   category: outage
@@ -52,7 +54,7 @@ alerts:
       priority: /ticket/priority/name
       priorities: {"3 high": P1, "2 normal": P2, "1 low": P3}
       category: ticket.group
-      categories: {Billing: billing, Sales: billing}
+      categories: {Billing: billing, Sales: billing, Legal: legal}
       resolve_when: {path: /ticket/state, values: [closed, merged]}
 """
 
@@ -524,3 +526,14 @@ def test_long_texts_are_cut_and_long_keys_are_bounded(
     assert long_key.status_code == 422
     assert long_key.json()["detail"][0]["field"] == "dedup_key"
     assert len(_refs(store, client)) == 2
+
+
+def test_an_intake_learns_only_the_ref_of_a_confidential_escalation(
+    setup: tuple[TestClient, SqlStore, str],
+) -> None:
+    client, _, key = setup
+    url = "/v1/integrations/webhook/zammad"
+    answer = client.post(url, json=_ticket("31009", group="Legal"), headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    made = answer.json()["escalation"]
+    assert made["confidential"] is True and made["state"] is None and made["ref"]

@@ -4,7 +4,10 @@ the pages is slow (the page goes out through the outbox, later, exactly once).""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pagerduty
@@ -71,3 +74,20 @@ def test_intake_answers_within_its_budget_while_the_receiver_is_slow(
     time.sleep(1.0)
     assert len(receiver.requests) == 1  # once, although the alert came three times
     assert receiver.requests[0].json()["recipient"] == "ana"
+
+
+def test_serve_https_needs_both_files(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used")
+    for args, said in (
+        (["--ssl-certfile", str(cert)], "error: HTTPS needs both --ssl-certfile and --ssl-keyfile"),
+        (
+            ["--ssl-certfile", str(cert), "--ssl-keyfile", str(tmp_path / "none.pem")],
+            f"error: {tmp_path / 'none.pem'}: no such file",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "escalade.cli.main", "serve", "--port", "9", *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 1 and done.stderr.strip() == said, done.stderr

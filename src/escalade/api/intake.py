@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from escalade.api.errors import INTAKE, ApiError, error_item, error_response
+from escalade.api.escalations import Sight
 from escalade.api.security import Gate, address
 from escalade.auth import audit
 from escalade.auth.scopes import Principal, Scope
@@ -100,10 +101,11 @@ def intake_router(
 ) -> APIRouter:
     api = APIRouter(tags=["intake"])
     intake = Depends(gate.require(Scope.intake))
+    sight = Sight(service)
 
     def receive(
         alerts: list[AlertIn], request: Request, who: Principal, what: str
-    ) -> list[EscalationRow | None]:
+    ) -> list[dict[str, Any]]:
         """Receive each alert (its own unit of work), audit the request once, wake the
         engine so that first pages go out at once."""
         done = [service.receive_alert(a) for a in alerts]
@@ -127,7 +129,7 @@ def intake_router(
             uow.commit()
         if wake is not None:
             wake()
-        return done
+        return [_short(sight, who, e, a) for e, a in zip(done, alerts, strict=True)]
 
     # ------------------------------------------------------------------ PagerDuty
 
@@ -197,7 +199,7 @@ def intake_router(
         policy = service.book.require_active().policy
         alerts = from_alertmanager(payload, policy)
         done = await run_in_threadpool(receive, alerts, request, who, "alertmanager")
-        return {"escalations": [_short(e, a) for e, a in zip(done, alerts, strict=True)]}
+        return {"escalations": done}
 
     # ------------------------------------------------------------------ Prometheus
 
@@ -253,16 +255,20 @@ def intake_router(
         except IntakeError as exc:
             raise ApiError(422, exc.msg, "unmappable", loc=["body", exc.field]) from None
         done = await run_in_threadpool(receive, [alert], request, who, f"webhook.{name}")
-        return {"escalation": _short(done[0], alert)}
+        return {"escalation": done[0]}
 
     return api
 
 
-def _short(esc: EscalationRow | None, alert: AlertIn) -> dict[str, Any]:
-    """What an intake answers per alert: its key, status and escalation (ref and state)."""
-    return {
-        "key": alert.key,
-        "status": alert.status,
-        "ref": esc.ref if esc else None,
-        "state": esc.state if esc else None,
-    }
+def _short(
+    sight: Sight, who: Principal, esc: EscalationRow | None, alert: AlertIn
+) -> dict[str, Any]:
+    """What an intake answers per alert: its key, status and escalation (ref and state; a
+    confidential one the key may not see: its ref and ``confidential: true`` only)."""
+    out: dict[str, Any] = {"key": alert.key, "status": alert.status, "ref": None, "state": None}
+    if esc is None:
+        return out
+    view = sight.view_for(who, esc)
+    if view.get("confidential"):
+        return {**out, "ref": esc.ref, "confidential": True}
+    return {**out, "ref": esc.ref, "state": esc.state}

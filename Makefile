@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench soak clean
+.PHONY: run test lint typecheck unit bench soak clean test-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# Debian packages some tests drive as real processes (Prometheus and Alertmanager for the
+# intake tests). Installed when missing, as root with apt; never fails the build: the
+# tests that need a missing binary skip and say so.
+TEST_PACKAGES := prometheus:/usr/bin/prometheus prometheus-alertmanager:/usr/bin/prometheus-alertmanager
+test-packages:
+	@missing=""; for p in $(TEST_PACKAGES); do [ -x "$${p#*:}" ] || missing="$$missing $${p%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages for tests:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/tmp/escalade-test-packages.log 2>&1 \
+	      || echo "WARNING: could not install$$missing (see /tmp/escalade-test-packages.log): their tests will be skipped" >&2; \
+	  else \
+	    echo "WARNING: missing$$missing and cannot install (not root or no apt-get): their tests will be skipped" >&2; \
+	  fi; \
+	fi
+
+unit: $(STAMP) test-packages
 	$(BIN)/pytest -q -m "not slow"
 
 test: lint typecheck unit

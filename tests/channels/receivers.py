@@ -39,6 +39,7 @@ class HttpReceiver:
     fail_first: int = 0
     fail_status: int = 503
     fail_until: float = 0.0  # time.monotonic() before which every request fails
+    delay: float = 0.0  # seconds to wait before answering (a slow receiver)
     requests: list[Received] = field(default_factory=list)
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -50,6 +51,8 @@ class HttpReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 with receiver.lock:
                     receiver.attempts += 1
                     failing = (

@@ -37,6 +37,7 @@ from escalade.api.errors import (
 )
 from escalade.api.escalations import escalation_router
 from escalade.api.health import readiness
+from escalade.api.intake import bad_body_answer, intake_router
 from escalade.api.limits import Limits, LimitsMiddleware
 from escalade.api.metrics import Metrics, metrics_router
 from escalade.api.policies import policy_router
@@ -69,6 +70,7 @@ PUBLIC_OPERATIONS = frozenset(
         ("GET", "/v1/act/{token}"),
         ("POST", "/v1/act/{token}"),
         ("POST", "/v1/integrations/slack/actions"),
+        ("POST", "/v2/enqueue"),  # PagerDuty events: the intake key is the body's routing_key
     }
 )
 
@@ -187,6 +189,7 @@ def create_app(
         app.include_router(escalation_router(service, gate, wake))
         app.include_router(deliveries_router(service, gate))
         app.include_router(schedule_router(gate, service, active_policy))
+        app.include_router(intake_router(service, gate, wake))
         if links is not None:
             app.include_router(action_links_router(service, links, wake))
             if slack_signing_secret:
@@ -209,7 +212,7 @@ def create_app(
         should look like, a protected operation answers 401 to an anonymous request
         whatever its body."""
         try:
-            gate.authenticate(request)
+            gate.authenticate(request, basic=True)  # each operation then takes what it takes
         except ApiError as refused:
             return refused.response()
         except Exception as exc:  # answered here: this runs outside the exception handlers
@@ -235,7 +238,12 @@ def create_app(
 
     # the limits run inside the session middleware: when they refuse an input, a signed-in
     # caller is known (see _limits_screen)
-    app.add_middleware(LimitsMiddleware, limits=limits or Limits(), screen=_limits_screen)
+    app.add_middleware(
+        LimitsMiddleware,
+        limits=limits or Limits(),
+        screen=_limits_screen,
+        bad_body=bad_body_answer,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=auth.session_secret,

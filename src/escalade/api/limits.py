@@ -214,19 +214,28 @@ def _url_problems(scope: Scope) -> list[dict[str, Any]]:
 
 
 Screen = Callable[[Scope], Awaitable[Response | None]]
+BadBody = Callable[[str, list[dict[str, Any]]], Response | None]
+"""An endpoint's own answer to a body that is not acceptable JSON (path, problems), for
+endpoints that speak a peer's protocol (PagerDuty, Alertmanager); None: the usual 422."""
 
 
 class LimitsMiddleware:
     """Refuses, in the one error shape, requests beyond ``Limits`` (see the module doc).
     ``screen`` is asked before a refusal: an answer that comes first (the app answers an
-    anonymous caller of a protected operation 401, whatever the input), or None."""
+    anonymous caller of a protected operation 401, whatever the input), or None.
+    ``bad_body`` may answer a bad JSON body in an endpoint's own protocol."""
 
     def __init__(
-        self, app: ASGIApp, limits: Limits | None = None, screen: Screen | None = None
+        self,
+        app: ASGIApp,
+        limits: Limits | None = None,
+        screen: Screen | None = None,
+        bad_body: BadBody | None = None,
     ) -> None:
         self.app = app
         self.limits = limits or Limits()
         self.screen = screen
+        self.bad_body = bad_body
 
     async def _refuse(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
         first = await self.screen(scope) if self.screen is not None else None
@@ -260,7 +269,8 @@ class LimitsMiddleware:
         if body and _is_json(headers.get("content-type")):
             problems = check_json_body(bytes(body), self.limits)
             if problems:
-                await self._refuse(error_response(422, problems), scope, receive, send)
+                own = self.bad_body(scope["path"], problems) if self.bad_body else None
+                await self._refuse(own or error_response(422, problems), scope, receive, send)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 

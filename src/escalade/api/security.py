@@ -16,6 +16,7 @@ and sessions are not: they answer 503 (``store/availability.py``).
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import math
@@ -44,6 +45,15 @@ OUTAGE_GRACE = timedelta(minutes=5)
 FLOOD_AUDIT_EVERY = timedelta(minutes=1)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
+
+
+def _basic_password(token: str) -> str:
+    """The password of a basic credential (``user:password``, base64), or '' if unreadable
+    (an unknown key then: 401)."""
+    try:
+        return base64.b64decode(token, validate=True).decode().partition(":")[2]
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def address(request: Request) -> str | None:
@@ -120,10 +130,15 @@ class Gate:
 
     # ------------------------------------------------------------------ who is it
 
-    def authenticate(self, request: Request) -> Principal:
+    def authenticate(self, request: Request, *, basic: bool = False) -> Principal:
+        """The caller, by ``Authorization: Bearer KEY`` or a session; with ``basic``
+        (intake endpoints, for senders such as Prometheus that can only send basic auth)
+        also ``Authorization: Basic`` whose password is the key (any user name)."""
         header = request.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")
+            if basic and scheme.lower() == "basic":
+                return self._by_key(request, _basic_password(token.strip()))
             if scheme.lower() != "bearer" or not token.strip():
                 raise self.refuse(
                     request,
@@ -213,28 +228,40 @@ class Gate:
 
     # ------------------------------------------------------------------ dependencies
 
+    def by_key(self, request: Request, secret: str, scope: Scope) -> Principal:
+        """The holder of the key ``secret`` given in the body (PagerDuty's ``routing_key``),
+        with the same rate limits, scope check and audit of refusals as ``require``."""
+        if scope is Scope.intake:
+            self.limit(request, "intake_address", address(request) or "?", None)
+        return self._admit(request, self._by_key(request, secret), scope)
+
     def require(self, scope: Scope) -> Callable[[Request], Principal]:
-        """A dependency: the principal, if it holds ``scope`` (admin holds every one)."""
+        """A dependency: the principal, if it holds ``scope`` (admin holds every one).
+        Intake also takes ``Authorization: Basic`` with the key as password."""
 
         def dependency(request: Request) -> Principal:
             if scope is Scope.intake:
                 self.limit(request, "intake_address", address(request) or "?", None)
-            who = self.authenticate(request)
-            if not who.has(scope):
-                raise self.refuse(
-                    request,
-                    403,
-                    f"this needs the '{scope.value}' scope; "
-                    f"{who.actor} has {', '.join(sorted(who.scopes)) or 'none'}",
-                    "forbidden",
-                    who,
-                    loc=["header", "authorization"],
-                    needed=scope.value,
-                )
-            if scope is Scope.intake:
-                self.limit(request, "intake_key", who.actor, who)
-            request.state.principal = who
-            return who
+            who = self.authenticate(request, basic=scope is Scope.intake)
+            return self._admit(request, who, scope)
 
         dependency.__name__ = f"require_{scope.value}"
         return dependency
+
+    def _admit(self, request: Request, who: Principal, scope: Scope) -> Principal:
+        """Let ``who`` through if it holds ``scope`` (then rate-limit intake), else 403."""
+        if not who.has(scope):
+            raise self.refuse(
+                request,
+                403,
+                f"this needs the '{scope.value}' scope; "
+                f"{who.actor} has {', '.join(sorted(who.scopes)) or 'none'}",
+                "forbidden",
+                who,
+                loc=["header", "authorization"],
+                needed=scope.value,
+            )
+        if scope is Scope.intake:
+            self.limit(request, "intake_key", who.actor, who)
+        request.state.principal = who
+        return who

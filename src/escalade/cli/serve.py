@@ -27,6 +27,12 @@ def serve_command(
         "--strict-channels",
         help="Refuse to start when a channel's secret is missing (default: log its messages)",
     ),
+    ssl_certfile: Path | None = typer.Option(
+        None, "--ssl-certfile", help="Serve HTTPS with this PEM certificate (and --ssl-keyfile)"
+    ),
+    ssl_keyfile: Path | None = typer.Option(
+        None, "--ssl-keyfile", help="The certificate's PEM private key"
+    ),
 ) -> None:
     """Serve Escalade's API."""
     # imported here so that other commands start without the server and the database
@@ -40,6 +46,13 @@ def serve_command(
     from escalade.channels.router import ChannelSetupError, policy_channels
     from escalade.service.wiring import LoggingChannel
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        typer.echo("error: HTTPS needs both --ssl-certfile and --ssl-keyfile", err=True)
+        raise typer.Exit(1)
+    for tls_file in (ssl_certfile, ssl_keyfile):
+        if tls_file is not None and not tls_file.is_file():
+            typer.echo(f"error: {tls_file}: no such file", err=True)
+            raise typer.Exit(1)
     settings = Settings.from_env(policy_path=policy)
     if settings.policy_path is None:
         typer.echo("no policy: give --policy FILE or set ESCALADE_POLICY", err=True)
@@ -102,11 +115,20 @@ def serve_command(
         links=links,
         slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
     )
+    scheme = "https" if ssl_certfile else "http"
     typer.echo(
-        f"Escalade serving policy '{active.id}' on http://{host}:{port} "
+        f"Escalade serving policy '{active.id}' on {scheme}://{host}:{port} "
         f"(database {store.describe()}{', engine in-process' if engine else ''})",
         err=True,
     )
     from escalade.logredact import serve_log_config  # no personal data or secrets in logs
 
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=serve_log_config())
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=serve_log_config(),
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -1069,14 +1070,98 @@ class MetricTarget(Model):
         return self
 
 
+def _field_path(value: str) -> str:
+    """A place in a JSON body: a JSON pointer (``/ticket/customer/email``, RFC 6901) or a
+    dotted path (``ticket.customer.email``); a number picks a list item in either."""
+    if value.startswith("/"):
+        for part in value[1:].split("/"):
+            if re.search(r"~(?![01])", part):
+                raise ValueError(
+                    f"'{value}' is not a JSON pointer: '~' must be followed by 0 or 1 "
+                    "('~0' is '~', '~1' is '/')"
+                )
+        return value
+    if not value.strip() or any(not part for part in value.split(".")):
+        raise ValueError(
+            f"'{value}' is not a path: give a JSON pointer such as /ticket/title or a "
+            "dotted path such as ticket.title (no empty parts)"
+        )
+    return value
+
+
+FieldPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        description="A JSON pointer (/ticket/title) or a dotted path (ticket.title)",
+    ),
+    AfterValidator(_field_path),
+]
+
+
+class ResolveWhen(Model):
+    """When a mapped webhook resolves its escalation: the value at ``path`` is one of
+    ``values`` (compared as text, case-insensitively)."""
+
+    path: FieldPath
+    values: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=100
+    )
+
+
+class WebhookMapping(Model):
+    """How a generic JSON webhook's body becomes an escalation
+    (``POST /v1/integrations/webhook/{name}``): where each field is in the body."""
+
+    subject: FieldPath
+    dedup_key: FieldPath = Field(
+        description="The body's own id of the thing (a ticket number): one escalation per key"
+    )
+    description: FieldPath | None = None
+    customer_email: FieldPath | None = None
+    priority: FieldPath | None = Field(
+        None, description="A priority id, name or alias, or a key of `priorities`"
+    )
+    priorities: dict[str, Id] = Field(
+        default_factory=dict, description="The body's priority value → a policy priority"
+    )
+    category: FieldPath | None = Field(None, description="A category id, or a key of `categories`")
+    categories: dict[str, Id] = Field(
+        default_factory=dict, description="The body's category value → a policy category"
+    )
+    resolve_when: ResolveWhen | None = None
+    channel: Channel = Field(Channel.webhook, description="The escalations' channel")
+
+    @model_validator(mode="after")
+    def _maps_need_paths(self) -> WebhookMapping:
+        if self.priorities and self.priority is None:
+            raise ValueError("'priorities' maps values but 'priority' names no path to read")
+        if self.categories and self.category is None:
+            raise ValueError("'categories' maps values but 'category' names no path to read")
+        return self
+
+
 class AlertIntake(Model):
-    """How monitoring alerts (Alertmanager, PagerDuty events) become escalations."""
+    """How monitoring alerts (Alertmanager, Prometheus, PagerDuty events, mapped webhooks)
+    become escalations."""
 
     category: Id | None = Field(None, description="Category of escalations alerts create")
     severity: dict[str, Id] = Field(
         default_factory=dict, description="Alert severity → priority, e.g. critical: SEV-1"
     )
     default_priority: Id | None = None
+    escalation_per: Literal["fingerprint", "group"] = Field(
+        "fingerprint",
+        description=(
+            "Alertmanager webhooks: one escalation per alert (its label fingerprint) or one "
+            "per Alertmanager group (its groupKey)"
+        ),
+    )
+    webhooks: dict[Id, WebhookMapping] = Field(
+        default_factory=dict,
+        description="Generic JSON webhooks by name: where each escalation field is in the body",
+    )
 
 
 # --------------------------------------------------------------------------- channels

@@ -396,6 +396,11 @@ def _check_references(ctx: _Ctx) -> None:
     r.need(("alerts", "default_priority"), p.alerts.default_priority, ["priorities"])
     for sev, prio in p.alerts.severity.items():
         r.need(("alerts", "severity", sev), prio, ["priorities"])
+    for name, hook in p.alerts.webhooks.items():
+        for value, prio in hook.priorities.items():
+            r.need(("alerts", "webhooks", name, "priorities", value), prio, ["priorities"])
+        for value, cat in hook.categories.items():
+            r.need(("alerts", "webhooks", name, "categories", value), cat, ["categories"])
     for i, h in enumerate(p.handling):
         r.need(("handling", i, "approver"), h.approver, ["roles", "people"])
         r.need_all(("handling", i, "visible_to"), h.visible_to, ["roles", "teams"])

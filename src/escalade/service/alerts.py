@@ -1,16 +1,18 @@
-"""The ``receive_alert`` use case: a monitoring alert (Alertmanager, PagerDuty Events v2,
-the API) creates, updates or resolves the one escalation of its deduplication key."""
+"""The ``receive_alert`` use case: a monitoring alert (Alertmanager, Prometheus, PagerDuty
+Events v2, a mapped webhook, the API) creates, acknowledges, updates or resolves the one
+escalation of its deduplication key."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from escalade.clock import Clock
 from escalade.escalation.kinds import SYSTEM, EventKind
-from escalade.escalation.lifecycle import Action, is_done
+from escalade.escalation.lifecycle import Action, State, is_done
 from escalade.escalation.triggers import alert_priority, alert_trigger
 from escalade.policy.models import Channel
-from escalade.routing.models import EscalationInput
+from escalade.routing.models import Customer, EscalationInput
 from escalade.service.act import Act
 from escalade.service.create import Create
 from escalade.service.effects import Effects
@@ -21,15 +23,21 @@ from escalade.store.rows import EscalationRow
 
 @dataclass(frozen=True)
 class AlertIn:
-    """A monitoring alert as a webhook brings it (Alertmanager, PagerDuty Events v2)."""
+    """A monitoring alert as a webhook brings it (Alertmanager, Prometheus, PagerDuty
+    Events v2, a mapped webhook). ``category``, ``customer_email``, ``channel`` and
+    ``fields`` come from a mapped webhook; monitoring alerts leave them to ``alerts:``."""
 
     source: str
     key: str
-    status: str  # firing | resolved
+    status: str  # firing | acknowledged | resolved
     severity: str | None = None
     summary: str = ""
     description: str = ""
     ref: str | None = None
+    category: str | None = None
+    customer_email: str | None = None
+    channel: Channel = Channel.alert
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,13 +73,26 @@ class ReceiveAlert:
             )
             w.alert_keys.release(dedup)
             return esc
+        if alert.status == "acknowledged":
+            if esc is None:
+                return None  # as PagerDuty: acknowledging what is not open changes nothing
+            if esc.state == State.open.value:
+                return self.act(
+                    fx,
+                    esc.ref,
+                    Action.acknowledge,
+                    by=f"alert:{alert.source}",
+                    now=now,
+                    reason=f"alert {alert.key} acknowledged",
+                )
         if esc is not None:
             fx.log(
                 esc,
                 EventKind.alert_repeated,
                 f"alert:{alert.source}",
                 now,
-                {"key": alert.key, "severity": alert.severity, "summary": alert.summary},
+                {"key": alert.key, "severity": alert.severity, "summary": alert.summary}
+                | ({"status": alert.status} if alert.status != "firing" else {}),
             )
             return esc
         policy = active.policy
@@ -79,12 +100,15 @@ class ReceiveAlert:
         inp = EscalationInput(
             subject=alert.summary or alert.key,
             description=alert.description,
-            category=policy.alerts.category or (trig.then.category if trig else None),
+            category=alert.category
+            or policy.alerts.category
+            or (trig.then.category if trig else None),
             priority=alert_priority(policy, alert.severity)
             or (trig.then.priority if trig else None),
-            channel=Channel.alert,
+            channel=alert.channel,
             source=alert.source,
-            fields={"alert_key": alert.key},
+            customer=Customer(email=alert.customer_email) if alert.customer_email else Customer(),
+            fields={**alert.fields, "alert_key": alert.key},
         )
         esc = self.create(
             fx,

@@ -41,6 +41,9 @@ class EscalationService:
     clock: Clock
     overrides: dict[str, list[Override]] = field(default_factory=dict)
     book: PolicyBook = field(default_factory=PolicyBook)
+    wake: Callable[[], None] | None = None
+    """Told after each unit of work the service commits itself (the in-process engine's
+    ``wake``: it runs a pass only if the work made something due sooner than it planned)."""
 
     def __post_init__(self) -> None:
         self._create = Create(self.book, self.clock)
@@ -71,7 +74,10 @@ class EscalationService:
         for attempt in range(1, RETRIES + 1):
             try:
                 with self._effects(None) as fx:
-                    return use_case(fx)
+                    result = use_case(fx)
+                if self.wake is not None:
+                    self.wake()
+                return result
             except (ConcurrentUpdate, TransientConflict):
                 if attempt == RETRIES:
                     raise

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "triage": [sys.executable, "benchmarks/bench_triage.py"],
     "intake": [sys.executable, "-m", "benchmarks.bench_intake"],
     "delivery": [sys.executable, "-m", "benchmarks.bench_delivery"],
+    "storm": [sys.executable, "-m", "benchmarks.bench_storm"],
 }
 QUICK = {
     "timers": ["--n", "20000", "--window", "10"],
@@ -31,6 +32,7 @@ QUICK = {
     "triage": [],
     "intake": ["--open", "100,10000", "--requests", "300"],
     "delivery": ["--per-channel", "20", "--log-messages", "1000"],
+    "storm": ["--duration", "3", "--stores", "sqlite", "--stage-n", "50"],
 }
 
 

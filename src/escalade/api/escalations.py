@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -109,7 +109,10 @@ class ActivityBody(BaseModel):
     count: int = Field(1, ge=1, le=1_000_000)
 
 
-def _retrying(attempt: Callable[[], EscalationRow]) -> EscalationRow:
+R = TypeVar("R")
+
+
+def _retrying(attempt: Callable[[], R]) -> R:
     """Run a unit of work this module owns again when it lost a race (an escalation it
     touches changed under it, or the database gave it up over a deadlock or serialization
     failure), as the service does for the units of work it owns (it does not retry a
@@ -484,19 +487,25 @@ def escalation_router(service: EscalationService, gate: Gate, wake: Any = None) 
     @api.post("/alerts", responses=INTAKE)
     def alert(body: AlertBody, request: Request, who: Principal = intake) -> dict[str, Any]:
         """A monitoring alert: its key creates, updates or resolves one escalation."""
-        esc = service.receive_alert(AlertIn(**body.model_dump()))
-        with service.store.unit_of_work() as uow:
-            audit.record(
-                uow,
-                at=service.clock.now(),
-                actor=who.actor,
-                actor_kind=who.kind,
-                action=f"alert.{body.status}",
-                target=f"escalation:{esc.ref}" if esc else f"alert:{body.source}",
-                address=address(request),
-                after=_audit_state(esc) if esc else None,
-            )
-            uow.commit()
+
+        def attempt() -> EscalationRow | None:
+            # one unit of work: the alert and its audit entry commit together
+            with service.store.unit_of_work() as uow:
+                esc = service.receive_alert(AlertIn(**body.model_dump()), uow=uow)
+                audit.record(
+                    uow,
+                    at=service.clock.now(),
+                    actor=who.actor,
+                    actor_kind=who.kind,
+                    action=f"alert.{body.status}",
+                    target=f"escalation:{esc.ref}" if esc else f"alert:{body.source}",
+                    address=address(request),
+                    after=_audit_state(esc) if esc else None,
+                )
+                uow.commit()
+                return esc
+
+        esc = _retrying(attempt)
         _woken()
         return {"escalation": _view_for(who, esc) if esc else None}
 

@@ -151,10 +151,13 @@ class EscalationService:
             lambda fx: self._act(fx, ref, action, by=by, now=now, reason=reason, to=to, text=text),
         )
 
-    def receive_alert(self, alert: AlertIn) -> EscalationRow | None:
-        """Create, update or resolve the one escalation of an alert's deduplication key."""
+    def receive_alert(
+        self, alert: AlertIn, *, uow: UnitOfWork | None = None
+    ) -> EscalationRow | None:
+        """Create, update or resolve the one escalation of an alert's deduplication key
+        (in the caller's unit of work if given: the API commits its audit entry with it)."""
         self.book.require_active()
-        return self._run(None, lambda fx: self._alert(fx, alert))
+        return self._run(uow, lambda fx: self._alert(fx, alert))
 
     def record_activity(
         self, *, actor: str, action: str, count: int = 1, ref: str | None = None

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from keys import bearer, cli_key
 from typer.testing import CliRunner
 
 from escalade.cli.main import app
+from keys import bearer, cli_key
 
 POLICY = Path(__file__).parents[1] / "examples" / "policies" / "platform-operations.yaml"
 

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ import httpx
 from sqlalchemy import func, select
 
 from benchmarks.bench_intake import DEFAULT_PG, POLICY, _free_port, database
-from escalade.auth.provision import create_key
 from escalade.bootstrap import bootstrap
 from escalade.clock import SystemClock
 from escalade.policy import policy_from_text
@@ -122,26 +120,27 @@ def alertmanager() -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def escalade(url: str, policy: Path, workers: int) -> Iterator[tuple[str, int, str]]:
-    """A migrated database with an intake+write key, and ``escalade serve`` on it."""
-    store = SqlStore(url)
-    store.upgrade()
-    secret, _ = create_key(
-        store,
-        name=f"storm-{uuid.uuid4().hex[:6]}",
-        scopes=("intake", "write", "read"),
-        at=datetime.now(UTC),
-        actor="bench",
-        actor_kind="cli",
-    )
-    store.dispose()
-    port = _free_port()
-    cmd = [*SERVE, "--policy", str(policy), "--port", str(port), "--workers", str(workers)]
+def escalade(
+    url: str, policy: Path, workers: int, python: str = sys.executable
+) -> Iterator[tuple[str, int, str]]:
+    """A migrated database with an intake+write key, and ``escalade serve`` on it, all
+    through the command line of ``python``'s Escalade (``--baseline``: another checkout)."""
+    cli = [python, "-m", "escalade.cli.main"]
     # a storm comes from one Alertmanager: the per-key and per-address intake limits
     # (600 and 1,200 a minute by default) would answer most of it 429
     env = {**os.environ, "ESCALADE_DATABASE_URL": url, "ESCALADE_RATE_INTAKE_KEY": "1000000/min",
            "ESCALADE_RATE_INTAKE_ADDRESS": "1000000/min"}  # fmt: skip
     env.setdefault("ESCALADE_SECRET_KEY", "storm-bench-link-key-0123456789abcdef")
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    secret = subprocess.run(
+        [*cli, "keys", "create", "--name", f"storm-{uuid.uuid4().hex[:6]}", "--scope",
+         "intake,write,read"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    port = _free_port()
+    cmd = [*cli, "serve", "--policy", str(policy), "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     base = f"http://127.0.0.1:{port}"
     with process(cmd, f"{base}/healthz", "escalade serve", env) as pid:
         yield base, pid, f"Bearer {secret}"
@@ -288,30 +287,32 @@ def _shares(profile: cProfile.Profile) -> dict[str, Any]:
     return {"share_percent": {area: round(100 * v / total, 1) for area, v in top}}
 
 
-def run_escalade(store_kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_escalade(
+    store_kind: str, args: argparse.Namespace, python: str = sys.executable, name: str = "escalade"
+) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, database(store_kind, args.pg) as url:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
         workers = args.workers if store_kind == "postgresql" else 1
-        with escalade(url, policy, workers) as (base, pid, auth):
+        with escalade(url, policy, workers, python) as (base, pid, auth):
             for keys in ("10", "unique"):
                 row = wrk(base, "/v1/alerts", fmt="v1", batch=1, keys=keys, auth=auth, pid=pid,
                           args=args)  # fmt: skip
                 row["durable"] = durable(url, row)
-                rows.append({"target": f"escalade/{store_kind}", **row})
+                rows.append({"target": f"{name}/{store_kind}", **row})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if has_v2(base, auth):
                 for batch in (1, 100):
                     for keys in ("10", "unique"):
                         row = wrk(base, "/api/v2/alerts", fmt="v2", batch=batch, keys=keys,
                                   auth=auth, pid=pid, args=args)  # fmt: skip
-                        rows.append({"target": f"escalade/{store_kind}", **row})
+                        rows.append({"target": f"{name}/{store_kind}", **row})
                         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if store_kind == "sqlite":
                 row = wrk(base, "/v1/escalations", fmt="create", batch=1, keys="unique",
                           auth=auth, pid=pid, args=args)  # fmt: skip
-                rows.append({"target": "escalade/sqlite", **row})
+                rows.append({"target": f"{name}/sqlite", **row})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -324,6 +325,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1, help="serve --workers on PostgreSQL")
     parser.add_argument("--stage-n", type=int, default=300, help="creates profiled in process")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run the Escalade rows with this interpreter's Escalade (e.g. "
+        "/work/main/.venv/bin/python: the code before), as 'before/…'",
+    )
     parser.add_argument("--pg", default=os.environ.get("ESCALADE_TEST_PG_URL", DEFAULT_PG))
     args = parser.parse_args()
     for tool in ("wrk", ALERTMANAGER):
@@ -345,6 +352,8 @@ def main() -> None:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     for store_kind in args.stores.split(","):
         rows.extend(run_escalade(store_kind, args))
+        if args.baseline:
+            rows.extend(run_escalade(store_kind, args, args.baseline, "before"))
     print(json.dumps({"settings": vars(args), "runs": rows, "ratios": ratios(rows),
                       "stages": stages(args.stage_n)}, indent=2))  # fmt: skip
 
@@ -354,7 +363,7 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     am = {(r["per_request"], r["keys"]): r for r in rows if r["target"] == "alertmanager"}
     out: dict[str, float] = {}
     for r in rows:
-        if not r["target"].startswith("escalade/"):
+        if not r["target"].startswith(("escalade/", "before/")):
             continue
         if r["path"] == "/v1/escalations":
             peer = next(x for x in rows if x["target"].startswith("ceiling"))

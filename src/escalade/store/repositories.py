@@ -161,35 +161,32 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
         package: Mapping[str, Any] | None = None,
         parent_id: int | None = None,
     ) -> EscalationRow:
-        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``."""
+        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``. Both statements are
+        built once (a statement built per call costs more than the database's work)."""
         row = self._conn.execute(
-            t.escalations.insert()
-            .values(
-                ref=ref or f"tmp-{uuid.uuid4().hex}",
-                policy_version_id=policy_version_id,
-                parent_id=parent_id,
-                subject=subject,
-                state=state,
-                category=category,
-                team=team,
-                level=level,
-                priority=priority,
-                owner=owner,
-                snapshot=dict(snapshot),
-                customer=dict(customer or {}),
-                package=dict(package or {}),
-                created_at=at,
-                updated_at=at,
-                version=1,
-            )
-            .returning(*t.escalations.c)
+            _ESC_INSERT,
+            {
+                "ref": ref or f"tmp-{uuid.uuid4().hex}",
+                "policy_version_id": policy_version_id,
+                "parent_id": parent_id,
+                "subject": subject,
+                "state": state,
+                "category": category,
+                "team": team,
+                "level": level,
+                "priority": priority,
+                "owner": owner,
+                "snapshot": dict(snapshot),
+                "customer": dict(customer or {}),
+                "package": dict(package or {}),
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            },
         ).one()
         if ref is None:
             row = self._conn.execute(
-                t.escalations.update()
-                .where(t.escalations.c.id == row.id)
-                .values(ref=f"ESC-{row.id}")
-                .returning(*t.escalations.c)
+                _ESC_SET_REF, {"escalation_id": row.id, "new_ref": f"ESC-{row.id}"}
             ).one()
         return _escalation(row)
 
@@ -849,8 +846,7 @@ class SqlAlertKeyRepository(_Repository, iface.AlertKeyRepository):
     """Deduplication: a monitoring alert key → the escalation it opened."""
 
     def get(self, key: str) -> int | None:
-        q = select(t.alert_keys.c.escalation_id).where(t.alert_keys.c.key == key)
-        value: int | None = self._conn.execute(q).scalar()
+        value: int | None = self._conn.execute(_ALERT_KEY_GET, {"key": key}).scalar()
         return value
 
     def escalation(self, key: str) -> EscalationRow | None:
@@ -901,19 +897,8 @@ class SqlGroupRepository(_Repository, iface.GroupRepository):
             )
 
     def active_members(self, key: str, *, since: datetime) -> list[EscalationRow]:
-        g, e = t.escalation_groups, t.escalations
-        q = (
-            select(e)
-            .join(g, g.c.escalation_id == e.c.id)
-            .where(
-                g.c.key == key,
-                g.c.created_at >= since,
-                e.c.parent_id.is_(None),
-                e.c.state.in_(("open", "acknowledged", "investigating")),
-            )
-            .order_by(e.c.id)
-        )
-        return [_escalation(row) for row in self._conn.execute(q)]
+        rows = self._conn.execute(_GROUP_MEMBERS, {"key": key, "since": since})
+        return [_escalation(row) for row in rows]
 
 
 # --------------------------------------------------------------------------- actions done
@@ -1224,6 +1209,25 @@ def _outbox_claim(*, by_channel: bool) -> Any:
 
 _OUTBOX_CLAIM = _outbox_claim(by_channel=False)
 _OUTBOX_CLAIM_CHANNELS = _outbox_claim(by_channel=True)
+_ESC_INSERT = t.escalations.insert().returning(*t.escalations.c)
+_GROUP_MEMBERS = (
+    select(t.escalations)
+    .join(t.escalation_groups, t.escalation_groups.c.escalation_id == t.escalations.c.id)
+    .where(
+        t.escalation_groups.c.key == bindparam("key"),
+        t.escalation_groups.c.created_at >= bindparam("since", type_=UTCDateTime()),
+        t.escalations.c.parent_id.is_(None),
+        t.escalations.c.state.in_(("open", "acknowledged", "investigating")),
+    )
+    .order_by(t.escalations.c.id)
+)
+_ALERT_KEY_GET = select(t.alert_keys.c.escalation_id).where(t.alert_keys.c.key == bindparam("key"))
+_ESC_SET_REF = (
+    t.escalations.update()
+    .where(t.escalations.c.id == bindparam("escalation_id"))
+    .values(ref=bindparam("new_ref"))
+    .returning(*t.escalations.c)
+)
 _ESC_BY_ALERT_KEY = (
     select(t.escalations)
     .join(t.alert_keys, t.alert_keys.c.escalation_id == t.escalations.c.id)

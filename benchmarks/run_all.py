@@ -25,6 +25,7 @@ BENCHMARKS = {
     "intake": [sys.executable, "-m", "benchmarks.bench_intake"],
     "delivery": [sys.executable, "-m", "benchmarks.bench_delivery"],
     "alert_intake": [sys.executable, "-m", "benchmarks.bench_alert_intake"],
+    "storm": [sys.executable, "-m", "benchmarks.bench_storm"],
 }
 QUICK = {
     "timers": ["--n", "20000", "--window", "10"],
@@ -33,6 +34,7 @@ QUICK = {
     "intake": ["--open", "100,10000", "--requests", "300"],
     "delivery": ["--per-channel", "20", "--log-messages", "1000"],
     "alert_intake": ["--alerts", "50"],
+    "storm": ["--duration", "3", "--stores", "sqlite", "--stage-n", "50"],
 }
 
 

@@ -84,4 +84,5 @@ def bootstrap(
             config=engine_config,
             worker=worker,
         )
+        service.wake = built.wake
     return Runtime(settings, store, clock, service, built, version)

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -120,7 +120,10 @@ class _Refused(Exception):
         self.verdict = verdict
 
 
-def _retrying(attempt: Callable[[], EscalationRow]) -> EscalationRow:
+R = TypeVar("R")
+
+
+def _retrying(attempt: Callable[[], R]) -> R:
     """Run a unit of work this module owns again when it lost a race (an escalation it
     touches changed under it, or the database gave it up over a deadlock or serialization
     failure), as the service does for the units of work it owns (it does not retry a

@@ -17,13 +17,14 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from escalade.clock import Clock
 from escalade.engine.config import EngineConfig
 from escalade.engine.outbox import Channel, GaveUpHook, OutboxStep, Prepare, SentHook
 from escalade.engine.timers import TimerHandler, TimerStep
+from escalade.engine.wakeup import take_due
 from escalade.store import Store
 from escalade.store.availability import database_outage
 
@@ -100,6 +101,8 @@ class Engine:
             steps = built
         self.steps: list[Step] = list(steps)
         self._wake = threading.Event()
+        # when the sleeping engine will wake by itself; None while it runs a pass
+        self._wake_at: datetime | None = None
         self.status = EngineStatus("stopped")
 
     def run_once(self, now: datetime | None = None) -> int:
@@ -128,8 +131,15 @@ class Engine:
         return min(due) if due else None
 
     def wake(self) -> None:
-        """Run a pass now instead of waiting for the poll (e.g. after the API queued work)."""
-        self._wake.set()
+        """Called after a unit of work committed (the API, the service): run a pass now if
+        it made something due sooner than the engine's next wake (``wakeup.note_due`` in
+        this thread); a request that scheduled nothing new leaves the engine asleep."""
+        due = take_due()
+        if due is None:
+            return
+        planned = self._wake_at
+        if planned is None or due < planned:
+            self._wake.set()
 
     def run_forever(
         self, stop: threading.Event, poll_interval: float = 1.0, *, max_backoff: float = 30.0
@@ -153,7 +163,11 @@ class Engine:
                 else:
                     self._recovered()
                 if wait is not None:
-                    self._sleep(stop, wait)
+                    self._wake_at = self.clock.now() + timedelta(seconds=wait)
+                    try:
+                        self._sleep(stop, wait)
+                    finally:
+                        self._wake_at = None
         finally:
             self.status = EngineStatus("stopped")
         log.info("engine %s stopped", self.worker)
@@ -220,6 +234,7 @@ class Engine:
                 self._wake.clear()
                 return
             remaining -= slice_
+        self._wake.clear()  # woken at the planned time: a wake asked for meanwhile is served
 
 
 __all__ = ["Engine", "EngineStatus", "Step", "worker_id"]

@@ -55,8 +55,7 @@ class ReceiveAlert:
         w = fx.uow
         dedup = f"{alert.source}:{alert.key}"
         w.locks.acquire(f"alert:{dedup}")  # the same alert at once: one decision at a time
-        esc_id = w.alert_keys.get(dedup)
-        esc = w.escalations.get(esc_id) if esc_id is not None else None
+        esc = w.alert_keys.escalation(dedup)  # one indexed lookup
         if esc is not None and is_done(esc.state):
             w.alert_keys.release(dedup)
             esc = None

@@ -10,11 +10,12 @@ ledger covers what a timer handler does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from escalade.auth.visibility import confidentiality, escalation_teams
+from escalade.engine.wakeup import note_due
 from escalade.escalation.kinds import SYSTEM, EventKind
 from escalade.escalation.messages import handling_of, template_context
 from escalade.escalation.notify import (
@@ -27,18 +28,59 @@ from escalade.escalation.notify import (
 from escalade.escalation.snapshot import PlannedTimer, Snapshot
 from escalade.oncall.schedule import Override
 from escalade.policy.models import Policy
-from escalade.store import UnitOfWork
+from escalade.store import NewEntry, NewMessage, NewTimer, UnitOfWork
 from escalade.store.rows import EscalationRow, NewAuditEntry, TimelineEntry
 
 Overrides = Mapping[str, Sequence[Override]]
 
 
+@dataclass
+class Pending:
+    """What a use case appended, queued and scheduled, not yet written: the unit of work
+    writes it as three multi-row statements (timeline, timers, outbox) before it next reads
+    or writes anything else, ends a savepoint, or commits (``UnitOfWork.defer``)."""
+
+    uow: UnitOfWork
+    entries: list[NewEntry] = field(default_factory=list)
+    timers: list[tuple[NewTimer, datetime | None]] = field(default_factory=list)
+    messages: list[NewMessage] = field(default_factory=list)
+    waiting: bool = False
+
+    def hold(self) -> None:
+        if not self.waiting:
+            self.waiting = True
+            self.uow.defer(self)
+
+    def flush(self) -> None:
+        entries, timers, messages = self.entries, self.timers, self.messages
+        self.discard()
+        w = self.uow
+        w.timeline.append_many(entries)
+        w.outbox.enqueue_many(messages)
+        # one created_at per statement: timers scheduled at different instants in one unit of
+        # work (rare) go in one statement per instant, in order
+        start = 0
+        for i in range(1, len(timers) + 1):
+            if i == len(timers) or timers[i][1] != timers[start][1]:
+                w.timers.schedule_many([t for t, _ in timers[start:i]], created_at=timers[start][1])
+                start = i
+
+    def discard(self) -> None:
+        self.entries, self.timers, self.messages = [], [], []
+        self.waiting = False
+
+
 @dataclass(frozen=True)
 class Effects:
-    """The run-time world of one unit of work, as use cases see it."""
+    """The run-time world of one unit of work, as use cases see it. What it appends,
+    queues and schedules is written in a few multi-row statements (``Pending``)."""
 
     uow: UnitOfWork
     overrides: Overrides
+    pending: Pending = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pending", Pending(self.uow))
 
     # ---------------------------------------------------------------- the timeline
 
@@ -52,9 +94,8 @@ class Effects:
         reason: str | None = None,
     ) -> None:
         """Append one entry to the escalation's timeline."""
-        self.uow.timeline.append(
-            esc.id, at=at, actor=actor, kind=kind.value, reason=reason, data=data
-        )
+        self.pending.entries.append(NewEntry(esc.id, at, actor, kind.value, reason, data))
+        self.pending.hold()
 
     def timeline(self, esc: EscalationRow) -> list[TimelineEntry]:
         return self.uow.timeline.for_escalation(esc.id)
@@ -87,9 +128,12 @@ class Effects:
     def schedule(self, esc: EscalationRow, timers: Sequence[PlannedTimer], at: datetime) -> None:
         """Durable timers of the escalation, committed with the change that needs them."""
         for t in timers:
-            self.uow.timers.schedule(
-                t.kind.value, t.due_at, t.key, t.payload, escalation_id=esc.id, created_at=at
+            self.pending.timers.append(
+                (NewTimer(t.kind.value, t.due_at, t.key, t.payload, escalation_id=esc.id), at)
             )
+        if timers:
+            self.pending.hold()
+            note_due(min(t.due_at for t in timers))  # wake the engine if that is sooner
 
     # ---------------------------------------------------------------- messages
 
@@ -128,23 +172,28 @@ class Effects:
         for i, m in enumerate(allowed):
             text = render_message(policy, m, context)
             key = f"esc:{esc.id}:{event}:{i}:{m.channel}:{m.to}"
-            self.uow.outbox.enqueue(
-                key=key[:300],
-                channel=m.channel,
-                recipient=m.to,
-                audience=m.audience,
-                template=m.template,
-                payload={
-                    "subject": text.subject,
-                    "body": text.body,
-                    "rendered_from": text.template,
-                    "via": m.via,
-                    "ref": esc.ref,
-                    **m.data,
-                },
-                at=at,
-                escalation_id=esc.id,
+            self.pending.messages.append(
+                NewMessage(
+                    key=key[:300],
+                    channel=m.channel,
+                    recipient=m.to,
+                    audience=m.audience,
+                    template=m.template,
+                    payload={
+                        "subject": text.subject,
+                        "body": text.body,
+                        "rendered_from": text.template,
+                        "via": m.via,
+                        "ref": esc.ref,
+                        **m.data,
+                    },
+                    at=at,
+                    escalation_id=esc.id,
+                )
             )
+        if allowed:
+            self.pending.hold()
+            note_due(at)  # messages go out at once
 
     def _record_held(self, esc: EscalationRow, held: Sequence[Held], at: datetime) -> None:
         for h in held:

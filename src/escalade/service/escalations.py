@@ -49,6 +49,9 @@ class EscalationService:
     (``refresh_policy``): a version applied by another process is taken up this soon."""
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
     """The clock of those looks (seconds; only differences count)."""
+    wake: Callable[[], None] | None = None
+    """Told after each unit of work the service commits itself (the in-process engine's
+    ``wake``: it runs a pass only if the work made something due sooner than it planned)."""
 
     def __post_init__(self) -> None:
         self._policy_checked = -math.inf
@@ -86,7 +89,10 @@ class EscalationService:
         for attempt in range(1, RETRIES + 1):
             try:
                 with self._effects(None) as fx:
-                    return use_case(fx)
+                    result = use_case(fx)
+                if self.wake is not None:
+                    self.wake()
+                return result
             except (ConcurrentUpdate, TransientConflict):
                 if attempt == RETRIES:
                     raise
@@ -184,10 +190,12 @@ class EscalationService:
         alert: AlertIn,
         *,
         audit: Callable[[EscalationRow | None], NewAuditEntry] | None = None,
+        uow: UnitOfWork | None = None,
     ) -> EscalationRow | None:
         """Create, update or resolve the one escalation of an alert's deduplication key.
         ``audit`` makes the audit entry of the outcome, written in the same unit of work
-        (the change and its entry commit together, or neither)."""
+        (the change and its entry commit together, or neither); with ``uow`` the work is
+        done in the caller's unit of work, which the caller commits."""
         self.book.require_active()
 
         def use_case(fx: Effects) -> EscalationRow | None:
@@ -196,7 +204,7 @@ class EscalationService:
                 fx.audit(audit(esc))
             return esc
 
-        return self._run(None, use_case)
+        return self._run(uow, use_case)
 
     def record_activity(
         self,

@@ -17,15 +17,18 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy.exc
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util.typing import TupleAny, Unpack
 
 from escalade.errors import IntegrityViolation
 from escalade.store import interface
@@ -74,39 +77,94 @@ class HasDatabaseUrl(Protocol):
     def database_url(self) -> str: ...
 
 
+class DeferringConnection:
+    """The unit of work's connection as its repositories see it: writes held back with
+    ``defer`` are sent before any other statement runs, so every statement sees them."""
+
+    __slots__ = ("_deferred", "_flushing", "dialect", "raw")
+
+    def __init__(self, raw: Connection) -> None:
+        self.raw = raw
+        self.dialect = raw.dialect
+        self._deferred: list[interface.Deferred] = []
+        self._flushing = False
+
+    def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[Unpack[TupleAny]]:
+        if self._deferred and not self._flushing:
+            self.flush()
+        return self.raw.execute(statement, parameters)
+
+    def defer(self, pending: interface.Deferred) -> None:
+        self._deferred.append(pending)
+
+    def flush(self) -> None:
+        self._flushing = True
+        try:
+            while self._deferred:
+                batch, self._deferred = self._deferred, []
+                for pending in batch:
+                    pending.flush()
+        finally:
+            self._flushing = False
+
+    def discard(self, keep: int = 0) -> None:
+        """Forget what was deferred after the first ``keep``."""
+        dropped, self._deferred = self._deferred[keep:], self._deferred[:keep]
+        for pending in dropped:
+            pending.discard()
+
+
 class SqlUnitOfWork(interface.UnitOfWork):
     """One database transaction and the SQL repositories that work in it."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect.name
-        self.policies = SqlPolicyRepository(connection)
-        self.escalations = SqlEscalationRepository(connection)
-        self.timeline = SqlTimelineRepository(connection)
-        self.timers = SqlTimerRepository(connection)
-        self.outbox = SqlOutboxRepository(connection)
-        self.deliveries = SqlDeliveryRepository(connection)
-        self.activity = SqlActivityRepository(connection)
-        self.alert_keys = SqlAlertKeyRepository(connection)
-        self.actions = SqlActionLedger(connection)
-        self.locks = SqlKeyLocks(connection)
-        self.groups = SqlGroupRepository(connection)
-        self.users = SqlUserRepository(connection)
-        self.api_keys = SqlApiKeyRepository(connection)
-        self.audit = SqlAuditRepository(connection)
-        self.overrides = SqlOverrideRepository(connection)
+        conn = self._conn = DeferringConnection(connection)
+        self.policies = SqlPolicyRepository(conn)
+        self.escalations = SqlEscalationRepository(conn)
+        self.timeline = SqlTimelineRepository(conn)
+        self.timers = SqlTimerRepository(conn)
+        self.outbox = SqlOutboxRepository(conn)
+        self.deliveries = SqlDeliveryRepository(conn)
+        self.activity = SqlActivityRepository(conn)
+        self.alert_keys = SqlAlertKeyRepository(conn)
+        self.actions = SqlActionLedger(conn)
+        self.locks = SqlKeyLocks(conn)
+        self.groups = SqlGroupRepository(conn)
+        self.users = SqlUserRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        self.audit = SqlAuditRepository(conn)
+        self.overrides = SqlOverrideRepository(conn)
+
+    def defer(self, pending: interface.Deferred) -> None:
+        self._conn.defer(pending)
+
+    def flush(self) -> None:
+        self._conn.flush()
 
     def commit(self) -> None:
+        self._conn.flush()
         self.connection.commit()
 
     def rollback(self) -> None:
+        self._conn.discard()
         self.connection.rollback()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """Undo only what happens inside the block if it raises."""
-        with self.connection.begin_nested():
-            yield
+        """Undo only what happens inside the block if it raises (writes it deferred
+        included)."""
+        self._conn.flush()
+        try:
+            with self.connection.begin_nested():
+                yield
+                self._conn.flush()
+        except BaseException:
+            self._conn.discard()
+            raise
 
 
 class SqlStore(interface.Store):
@@ -116,6 +174,12 @@ class SqlStore(interface.Store):
         self.url = _normalise(make_url(url))
         self._echo = echo
         self._engine: Engine | None = None
+        # SQLite has one writer. Threads of this process that want to write queue here,
+        # and the next one starts the moment the last commits, instead of each polling
+        # SQLite's lock from its busy handler (which sleeps up to 100 ms between tries, so
+        # under load the lock sat free while 40 request threads slept). Other processes
+        # on the same file still wait through the busy timeout.
+        self._writer = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: HasDatabaseUrl) -> SqlStore:
@@ -144,9 +208,15 @@ class SqlStore(interface.Store):
 
         ``readonly=True`` is for pages and reports: on SQLite it starts a deferred
         transaction (a WAL snapshot that never waits for the writer) instead of
-        ``BEGIN IMMEDIATE``.
+        ``BEGIN IMMEDIATE``; a writing unit of work on SQLite first takes this process's
+        writer lock (one writer at a time, handed straight to the next in line).
         """
-        with self.engine.connect() as connection:
+        writer = (
+            self._write_turn()
+            if self.dialect == "sqlite" and not readonly
+            else contextlib.nullcontext()
+        )
+        with writer, self.engine.connect() as connection:
             if readonly:
                 connection = connection.execution_options(escalade_readonly=True)
             try:
@@ -158,6 +228,21 @@ class SqlStore(interface.Store):
                 if _transient(exc):
                     raise TransientConflict(_first_line(exc)) from exc
                 raise
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """This process's turn to write on SQLite, waited for as long as SQLite's busy
+        timeout (then the database is busy: the API answers 503, the engine backs off)."""
+        seconds = sqlite_busy_timeout_ms() / 1000
+        if not self._writer.acquire(timeout=seconds):
+            raise StoreError(
+                f"database is locked: no turn to write within {seconds:g} s "
+                "(another writer of this process held it)"
+            )
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the migrations shipped in the package up to ``revision``."""

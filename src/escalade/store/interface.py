@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from escalade.errors import EscaladeError
 from escalade.store.auditchain import AuditHead
@@ -90,6 +90,42 @@ class NewTimer:
     key: str
     payload: Mapping[str, Any]
     escalation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A timeline entry to append (``TimelineRepository.append_many``)."""
+
+    escalation_id: int | None
+    at: datetime
+    actor: str
+    kind: str
+    reason: str | None = None
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """An outbox message to queue (``OutboxRepository.enqueue_many``)."""
+
+    key: str
+    channel: str
+    recipient: str
+    audience: str
+    template: str | None
+    payload: Mapping[str, Any]
+    at: datetime
+    escalation_id: int | None = None
+
+
+class Deferred(Protocol):
+    """Writes a unit of work holds back to send together (``UnitOfWork.defer``)."""
+
+    def flush(self) -> None:
+        """Write them now (in the unit of work's transaction)."""
+
+    def discard(self) -> None:
+        """Forget them: the block that made them was undone."""
 
 
 class PolicyRepository(ABC):
@@ -218,6 +254,13 @@ class TimelineRepository(ABC):
         data: Mapping[str, Any] | None = None,
     ) -> TimelineEntry: ...
 
+    def append_many(self, entries: Sequence[NewEntry]) -> None:
+        """Append entries in this order (the SQL store: one multi-row statement)."""
+        for e in entries:
+            self.append(
+                e.escalation_id, at=e.at, actor=e.actor, kind=e.kind, reason=e.reason, data=e.data
+            )
+
     @abstractmethod
     def for_escalation(self, escalation_id: int) -> list[TimelineEntry]:
         """In the order things were recorded."""
@@ -320,6 +363,24 @@ class OutboxRepository(ABC):
     ) -> bool:
         """Queue a message; ``False`` if a message with this key was already queued."""
 
+    def enqueue_many(self, messages: Sequence[NewMessage]) -> int:
+        """Queue messages in this order (the SQL store: one multi-row statement, and one
+        for their ``queued`` log rows); keys queued before are skipped. Returns how many
+        were queued."""
+        queued = 0
+        for m in messages:
+            queued += self.enqueue(
+                key=m.key,
+                channel=m.channel,
+                recipient=m.recipient,
+                audience=m.audience,
+                template=m.template,
+                payload=m.payload,
+                at=m.at,
+                escalation_id=m.escalation_id,
+            )
+        return queued
+
     @abstractmethod
     def get(self, key: str) -> OutboxMessage | None: ...
 
@@ -419,6 +480,11 @@ class AlertKeyRepository(ABC):
 
     @abstractmethod
     def get(self, key: str) -> int | None: ...
+
+    @abstractmethod
+    def escalation(self, key: str) -> EscalationRow | None:
+        """The escalation the key is mapped to, in one indexed lookup (the repeat path of
+        an alert storm)."""
 
     @abstractmethod
     def bind(self, key: str, escalation_id: int, *, at: datetime) -> bool:
@@ -619,6 +685,16 @@ class UnitOfWork(ABC):
     @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Undo only what happens inside the block if it raises."""
+
+    def defer(self, pending: Deferred) -> None:
+        """Hold ``pending`` writes back until the unit of work next reads or writes
+        anything else, ends a savepoint, or commits, so many small writes travel as a few
+        multi-row statements; nothing can observe the difference. A savepoint undone or a
+        rollback discards them. This default (the memory store) writes them at once."""
+        pending.flush()
+
+    def flush(self) -> None:  # noqa: B027 - nothing to do where nothing is held back
+        """Write what ``defer`` holds back now."""
 
 
 class Store(ABC):

@@ -958,6 +958,10 @@ class MemoryAlertKeyRepository(_MemoryRepository, AlertKeyRepository):
     def get(self, key: str) -> int | None:
         return self._d.alert_keys.get(key)
 
+    def escalation(self, key: str) -> EscalationRow | None:
+        eid = self._d.alert_keys.get(key)
+        return None if eid is None else self._d.escalations.get(eid)
+
     def bind(self, key: str, escalation_id: int, *, at: datetime) -> bool:
         _utc(at)
         if key in self._d.alert_keys:

@@ -17,14 +17,15 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
-    Connection,
+    CursorResult,
+    Dialect,
+    Executable,
     Row,
     Select,
     Table,
-    and_,
     bindparam,
     case,
     func,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.util.typing import TupleAny, Unpack
 
 from escalade.store import interface as iface
 from escalade.store import tables as t
@@ -58,10 +60,21 @@ from escalade.store.rows import (
 from escalade.store.types import UTCDateTime
 
 
+class Executor(Protocol):
+    """What a repository needs of its unit of work's connection."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[Unpack[TupleAny]]: ...
+
+
 class _Repository:
     """Works on the connection of one unit of work; nothing here commits."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Executor) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
 
@@ -162,35 +175,32 @@ class SqlEscalationRepository(_Repository, iface.EscalationRepository):
         package: Mapping[str, Any] | None = None,
         parent_id: int | None = None,
     ) -> EscalationRow:
-        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``."""
+        """Insert an escalation. Without ``ref`` it gets ``ESC-<id>``. Both statements are
+        built once (a statement built per call costs more than the database's work)."""
         row = self._conn.execute(
-            t.escalations.insert()
-            .values(
-                ref=ref or f"tmp-{uuid.uuid4().hex}",
-                policy_version_id=policy_version_id,
-                parent_id=parent_id,
-                subject=subject,
-                state=state,
-                category=category,
-                team=team,
-                level=level,
-                priority=priority,
-                owner=owner,
-                snapshot=dict(snapshot),
-                customer=dict(customer or {}),
-                package=dict(package or {}),
-                created_at=at,
-                updated_at=at,
-                version=1,
-            )
-            .returning(*t.escalations.c)
+            _ESC_INSERT,
+            {
+                "ref": ref or f"tmp-{uuid.uuid4().hex}",
+                "policy_version_id": policy_version_id,
+                "parent_id": parent_id,
+                "subject": subject,
+                "state": state,
+                "category": category,
+                "team": team,
+                "level": level,
+                "priority": priority,
+                "owner": owner,
+                "snapshot": dict(snapshot),
+                "customer": dict(customer or {}),
+                "package": dict(package or {}),
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            },
         ).one()
         if ref is None:
             row = self._conn.execute(
-                t.escalations.update()
-                .where(t.escalations.c.id == row.id)
-                .values(ref=f"ESC-{row.id}")
-                .returning(*t.escalations.c)
+                _ESC_SET_REF, {"escalation_id": row.id, "new_ref": f"ESC-{row.id}"}
             ).one()
         return _escalation(row)
 
@@ -298,6 +308,9 @@ def _escalation(row: Row[Any]) -> EscalationRow:
 
 # Built once: the engine appends to the timeline in its hottest loop.
 _TIMELINE_INSERT = t.timeline.insert().returning(*t.timeline.c)
+# RETURNING makes SQLAlchemy send many rows as one multi-row INSERT on both databases
+# ("insertmanyvalues"), not one statement per row
+_TIMELINE_INSERT_MANY = t.timeline.insert().returning(t.timeline.c.id)
 
 
 class SqlTimelineRepository(_Repository, iface.TimelineRepository):
@@ -325,6 +338,25 @@ class SqlTimelineRepository(_Repository, iface.TimelineRepository):
             },
         ).one()
         return TimelineEntry(**row._mapping)
+
+    def append_many(self, entries: Sequence[iface.NewEntry]) -> None:
+        """Append entries in this order: one multi-row statement."""
+        if not entries:
+            return
+        self._conn.execute(
+            _TIMELINE_INSERT_MANY,
+            [
+                {
+                    "escalation_id": e.escalation_id,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "kind": str(e.kind),
+                    "reason": e.reason,
+                    "data": dict(e.data or {}),
+                }
+                for e in entries
+            ],
+        )
 
     def for_escalation(self, escalation_id: int) -> list[TimelineEntry]:
         """In the order things were recorded."""
@@ -380,7 +412,7 @@ class SqlTimerRepository(_Repository, iface.TimerRepository):
         if not timers:
             return
         self._conn.execute(
-            self._insert(t.timers).on_conflict_do_nothing(index_elements=["idempotency_key"]),
+            _timer_insert(self._dialect),  # RETURNING: one multi-row INSERT
             [
                 {
                     "escalation_id": n.escalation_id,
@@ -571,6 +603,67 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         )
         return True
 
+    def enqueue_many(self, messages: Sequence[iface.NewMessage]) -> int:
+        """Queue messages in this order: one multi-row statement for the outbox and one for
+        their ``queued`` log rows (one message on PostgreSQL: one statement for both)."""
+        if not messages:
+            return 0
+        if len(messages) == 1:
+            m = messages[0]
+            return int(
+                self.enqueue(
+                    key=m.key,
+                    channel=m.channel,
+                    recipient=m.recipient,
+                    audience=m.audience,
+                    template=m.template,
+                    payload=m.payload,
+                    at=m.at,
+                    escalation_id=m.escalation_id,
+                )
+            )
+        rows = self._conn.execute(
+            _outbox_insert_keys(self._dialect),
+            [
+                {
+                    "idempotency_key": m.key,
+                    "escalation_id": m.escalation_id,
+                    "channel": str(m.channel),
+                    "recipient": m.recipient,
+                    "audience": str(m.audience),
+                    "template": m.template,
+                    "payload": dict(m.payload),
+                    "state": OutboxState.pending.value,
+                    "created_at": m.at,
+                    "available_at": m.at,
+                    "attempts": 0,
+                }
+                for m in messages
+            ],
+        ).all()
+        ids = {key: message_id for message_id, key in rows}
+        first = {m.key: m for m in reversed(messages)}  # a key given twice: its first
+        logged = [
+            {
+                "message_id": ids[m.key],
+                "idempotency_key": m.key,
+                "escalation_id": m.escalation_id,
+                "channel": str(m.channel),
+                "recipient": m.recipient,
+                "event": DeliveryEvent.queued.value,
+                "at": m.at,
+                "attempt": 0,
+                "instance": None,
+                "error": None,
+                "retry_at": None,
+            }
+            for m in messages
+            if m.key in ids and first[m.key] is m
+        ]
+        if logged:
+            self._conn.execute(_DELIVERY_INSERT_MANY, logged)
+        return len(logged)
+
     def get(self, key: str) -> OutboxMessage | None:
         row = self._conn.execute(select(t.outbox).where(t.outbox.c.idempotency_key == key)).first()
         return _message(row) if row else None
@@ -592,23 +685,12 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         return [_message(r) for r in self._conn.execute(q)]
 
     def next_due(self) -> datetime | None:
-        q = select(
-            func.min(
-                case(
-                    (
-                        and_(
-                            t.outbox.c.lease_until.is_not(None),
-                            t.outbox.c.lease_until > t.outbox.c.available_at,
-                        ),
-                        t.outbox.c.lease_until,
-                    ),
-                    else_=t.outbox.c.available_at,
-                ),
-                type_=UTCDateTime(),
-            )
-        ).where(t.outbox.c.state == OutboxState.pending.value)
-        value: datetime | None = self._conn.execute(q).scalar()
-        return value
+        """The first free message's time (an index walk) or the first lease to run out
+        (only leased messages are read); built once, writes nothing."""
+        first = self._conn.execute(_OUTBOX_FIRST_FREE).scalar()
+        lease_end = self._conn.execute(_OUTBOX_LEASE_END).scalar()
+        candidates = [x for x in (first, lease_end) if x is not None]
+        return min(candidates) if candidates else None
 
     # ---- used by the engine
 
@@ -621,25 +703,17 @@ class SqlOutboxRepository(_Repository, iface.OutboxRepository):
         lease_until: datetime,
         channels: Iterable[str] | None = None,
     ) -> list[OutboxMessage]:
-        pick = (
-            select(t.outbox.c.id)
-            .where(
-                t.outbox.c.state == OutboxState.pending.value,
-                t.outbox.c.available_at <= now,
-                or_(t.outbox.c.lease_until.is_(None), t.outbox.c.lease_until <= now),
-            )
-            .order_by(t.outbox.c.available_at, t.outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if channels is not None:
-            pick = pick.where(t.outbox.c.channel.in_(list(channels)))
-        rows = self._conn.execute(
-            t.outbox.update()
-            .where(t.outbox.c.id.in_(pick.scalar_subquery()))
-            .values(claimed_by=worker, lease_until=lease_until, attempts=t.outbox.c.attempts + 1)
-            .returning(*t.outbox.c)
-        ).all()
+        params: dict[str, Any] = {
+            "now": now,
+            "lim": limit,
+            "worker": worker,
+            "lease_until": lease_until,
+        }
+        if channels is None:
+            rows = self._conn.execute(_OUTBOX_CLAIM, params).all()
+        else:
+            params["channels"] = list(channels)
+            rows = self._conn.execute(_OUTBOX_CLAIM_CHANNELS, params).all()
         return sorted((_message(r) for r in rows), key=lambda m: m.id)
 
     def mark_sent(self, ids: Sequence[int], *, at: datetime) -> None:
@@ -786,9 +860,13 @@ class SqlAlertKeyRepository(_Repository, iface.AlertKeyRepository):
     """Deduplication: a monitoring alert key → the escalation it opened."""
 
     def get(self, key: str) -> int | None:
-        q = select(t.alert_keys.c.escalation_id).where(t.alert_keys.c.key == key)
-        value: int | None = self._conn.execute(q).scalar()
+        value: int | None = self._conn.execute(_ALERT_KEY_GET, {"key": key}).scalar()
         return value
+
+    def escalation(self, key: str) -> EscalationRow | None:
+        """The escalation the key is mapped to: one indexed lookup (a join)."""
+        row = self._conn.execute(_ESC_BY_ALERT_KEY, {"key": key}).first()
+        return _escalation(row) if row else None
 
     def bind(self, key: str, escalation_id: int, *, at: datetime) -> bool:
         """Map the key to the escalation; ``False`` if the key is already mapped."""
@@ -833,19 +911,8 @@ class SqlGroupRepository(_Repository, iface.GroupRepository):
             )
 
     def active_members(self, key: str, *, since: datetime) -> list[EscalationRow]:
-        g, e = t.escalation_groups, t.escalations
-        q = (
-            select(e)
-            .join(g, g.c.escalation_id == e.c.id)
-            .where(
-                g.c.key == key,
-                g.c.created_at >= since,
-                e.c.parent_id.is_(None),
-                e.c.state.in_(("open", "acknowledged", "investigating")),
-            )
-            .order_by(e.c.id)
-        )
-        return [_escalation(row) for row in self._conn.execute(q)]
+        rows = self._conn.execute(_GROUP_MEMBERS, {"key": key, "since": since})
+        return [_escalation(row) for row in rows]
 
 
 # --------------------------------------------------------------------------- actions done
@@ -1102,6 +1169,84 @@ _TIMER_FINISH = (
         last_error=None,
     )
 )
+_OUTBOX_PENDING = t.outbox.c.state == OutboxState.pending.value
+_OUTBOX_FIRST_FREE = (
+    select(t.outbox.c.available_at)
+    .where(
+        _OUTBOX_PENDING,
+        or_(
+            t.outbox.c.lease_until.is_(None),
+            t.outbox.c.lease_until <= t.outbox.c.available_at,
+        ),
+    )
+    .order_by(t.outbox.c.available_at, t.outbox.c.id)
+    .limit(1)
+)
+_OUTBOX_LEASE_END = select(
+    func.min(
+        case(
+            (t.outbox.c.lease_until > t.outbox.c.available_at, t.outbox.c.lease_until),
+            else_=t.outbox.c.available_at,
+        ),
+        type_=UTCDateTime(),
+    )
+).where(_OUTBOX_PENDING, t.outbox.c.lease_until.is_not(None))
+
+
+def _outbox_claim(*, by_channel: bool) -> Any:
+    """Built once (two variants): take due messages, ``SKIP LOCKED`` on PostgreSQL."""
+    now = bindparam("now", type_=UTCDateTime())
+    pick = (
+        select(t.outbox.c.id)
+        .where(
+            _OUTBOX_PENDING,
+            t.outbox.c.available_at <= now,
+            or_(t.outbox.c.lease_until.is_(None), t.outbox.c.lease_until <= now),
+        )
+        .order_by(t.outbox.c.available_at, t.outbox.c.id)
+        .limit(bindparam("lim"))
+        .with_for_update(skip_locked=True)
+    )
+    if by_channel:
+        pick = pick.where(t.outbox.c.channel.in_(bindparam("channels", expanding=True)))
+    return (
+        t.outbox.update()
+        .where(t.outbox.c.id.in_(pick.scalar_subquery()))
+        .values(
+            claimed_by=bindparam("worker"),
+            lease_until=bindparam("lease_until"),
+            attempts=t.outbox.c.attempts + 1,
+        )
+        .returning(*t.outbox.c)
+    )
+
+
+_OUTBOX_CLAIM = _outbox_claim(by_channel=False)
+_OUTBOX_CLAIM_CHANNELS = _outbox_claim(by_channel=True)
+_ESC_INSERT = t.escalations.insert().returning(*t.escalations.c)
+_GROUP_MEMBERS = (
+    select(t.escalations)
+    .join(t.escalation_groups, t.escalation_groups.c.escalation_id == t.escalations.c.id)
+    .where(
+        t.escalation_groups.c.key == bindparam("key"),
+        t.escalation_groups.c.created_at >= bindparam("since", type_=UTCDateTime()),
+        t.escalations.c.parent_id.is_(None),
+        t.escalations.c.state.in_(("open", "acknowledged", "investigating")),
+    )
+    .order_by(t.escalations.c.id)
+)
+_ALERT_KEY_GET = select(t.alert_keys.c.escalation_id).where(t.alert_keys.c.key == bindparam("key"))
+_ESC_SET_REF = (
+    t.escalations.update()
+    .where(t.escalations.c.id == bindparam("escalation_id"))
+    .values(ref=bindparam("new_ref"))
+    .returning(*t.escalations.c)
+)
+_ESC_BY_ALERT_KEY = (
+    select(t.escalations)
+    .join(t.alert_keys, t.alert_keys.c.escalation_id == t.escalations.c.id)
+    .where(t.alert_keys.c.key == bindparam("key"))
+)
 _TIMELINE_OF = (
     select(t.timeline)
     .where(t.timeline.c.escalation_id == bindparam("escalation_id"))
@@ -1140,7 +1285,17 @@ def _outbox_insert(dialect: str) -> Any:
     )
 
 
+@cache
+def _outbox_insert_keys(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, t.outbox)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(t.outbox.c.id, t.outbox.c.idempotency_key)
+    )
+
+
 _DELIVERY_INSERT = t.deliveries.insert()
+_DELIVERY_INSERT_MANY = t.deliveries.insert().returning(t.deliveries.c.id)  # one statement
 
 
 def _pg_enqueue_logged() -> Any:

@@ -71,6 +71,12 @@ escalations = Table(
     Column("version", Integer, nullable=False, server_default=text("1")),
     Index(None, "state", "team"),
     Index(None, "created_at"),
+    # keyset pages (newest first, ``id < cursor``) of every filter the API offers: a rare
+    # state, team, category or priority is read through its index, never by a table scan
+    Index(None, "state", "id"),
+    Index(None, "team", "id"),
+    Index(None, "category", "id"),
+    Index(None, "priority", "id"),
 )
 
 timeline = Table(
@@ -147,6 +153,13 @@ outbox = Table(
         "id",
         postgresql_where=text("state = 'pending'"),
         sqlite_where=text("state = 'pending'"),
+    ),
+    # Messages being delivered or backing off: when does the next lease run out?
+    Index(
+        "ix_outbox_pending_lease",
+        "lease_until",
+        postgresql_where=text("state = 'pending' AND lease_until IS NOT NULL"),
+        sqlite_where=text("state = 'pending' AND lease_until IS NOT NULL"),
     ),
 )
 

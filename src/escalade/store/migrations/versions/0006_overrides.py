@@ -3,7 +3,7 @@ active for every process on the database (``policy_activations``: the newest row
 issue 19.
 
 Revision ID: 0006_overrides
-Revises: 0004_groups
+Revises: 0005_perf
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from escalade.store.types import UTCDateTime
 
 revision = "0006_overrides"
-down_revision = "0004_groups"
+down_revision = "0005_perf"
 branch_labels = None
 depends_on = None
 

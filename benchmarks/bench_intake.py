@@ -50,7 +50,8 @@ from escalade.store import tables as t
 from escalade.store.db import SqlStore
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SERVE = [sys.executable, "-m", "escalade.cli.main", "serve"]
+CLI = [sys.executable, "-m", "escalade.cli.main"]
+SERVE = [*CLI, "serve"]
 POLICY = """\
 escalade: 1
 id: intake-bench
@@ -179,8 +180,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(url: str, policy_path: Path) -> Iterator[str]:
-    env = {**os.environ, "ESCALADE_DATABASE_URL": url}
+def serving(url: str, policy_path: Path) -> Iterator[tuple[str, str]]:
+    """``escalade serve`` on ``url`` and a key that may create and send alerts. The intake
+    limits (600 and 1,200 a minute by default) are lifted: the benchmark is one client."""
+    env = {**os.environ, "ESCALADE_DATABASE_URL": url, "ESCALADE_RATE_INTAKE_KEY": "1000000/min",
+           "ESCALADE_RATE_INTAKE_ADDRESS": "1000000/min"}  # fmt: skip
+    secret = subprocess.run(
+        [*CLI, "keys", "create", "--name", f"bench-{uuid.uuid4().hex[:6]}", "--scope",
+         "write,intake"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
     port = _free_port()
     proc = subprocess.Popen(
         [*SERVE, "--policy", str(policy_path), "--port", str(port)],
@@ -199,13 +208,15 @@ def serving(url: str, policy_path: Path) -> Iterator[str]:
                 time.sleep(0.2)
         else:
             raise SystemExit("escalade serve did not start")
-        yield base
+        yield base, secret
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def load(base: str, path: str, bodies: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+def load(
+    base: str, secret: str, path: str, bodies: list[dict[str, Any]], clients: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     lock = threading.Lock()
@@ -214,7 +225,9 @@ def load(base: str, path: str, bodies: list[dict[str, Any]], clients: int) -> di
     def one(body: dict[str, Any]) -> None:
         client = getattr(local, "client", None)
         if client is None:
-            client = local.client = httpx.Client(base_url=base, timeout=120)
+            client = local.client = httpx.Client(
+                base_url=base, timeout=120, headers={"Authorization": f"Bearer {secret}"}
+            )
         start = time.perf_counter()
         try:
             status = client.post(path, json=body).status_code
@@ -237,6 +250,7 @@ def load(base: str, path: str, bodies: list[dict[str, Any]], clients: int) -> di
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
         "codes": {str(k): v for k, v in sorted(codes.items())},
         "server_errors": sum(v for k, v in codes.items() if k >= 500),
+        "refused": sum(v for k, v in codes.items() if 400 <= k < 500),
     }
 
 
@@ -247,7 +261,7 @@ def run(store: str, n_open: int, requests: int, clients: int, pg_base: str) -> d
         began = time.perf_counter()
         fill(url, policy_path, n_open)
         filled = time.perf_counter() - began
-        with serving(url, policy_path) as base:
+        with serving(url, policy_path) as (base, secret):
             tag = uuid.uuid4().hex[:6]
             creates = [
                 {"subject": f"Cannot log in {i}", "customer": {"email": f"{tag}-{i}@example.com"}}
@@ -261,8 +275,8 @@ def run(store: str, n_open: int, requests: int, clients: int, pg_base: str) -> d
                 "store": store,
                 "open": n_open,
                 "fill_seconds": round(filled, 1),
-                "create": load(base, "/v1/escalations", creates, clients),
-                "alert": load(base, "/v1/alerts", alerts, clients),
+                "create": load(base, secret, "/v1/escalations", creates, clients),
+                "alert": load(base, secret, "/v1/alerts", alerts, clients),
             }
 
 

@@ -23,7 +23,7 @@ TOLERANCE = timedelta(seconds=5)  # EngineConfig.late_tolerance
 RESTART = """
 id: restart
 people: [{id: lena}, {id: omar}, {id: grace}]
-teams: [{id: engineering, members: [lena, omar]}]
+teams: [{id: engineering, members: [lena, omar], contacts: {email: eng@example.com}}]
 priorities: [{id: SEV-1, ladder: page}]
 ladders:
   - id: page

@@ -74,7 +74,7 @@ def test_create_records_the_decision_with_its_reasons_and_notifies_the_team(h: H
     assert any("billing_issue" in r and "invoice" in r for r in reasons), reasons
     assert any("default priority 'P2'" in r for r in reasons), reasons
     assert created.data["policy_version"] == h.service.active.version_id  # type: ignore[union-attr]
-    assert h.sent("E1") == [(T0, "email", "team:frontline")]
+    assert h.sent("E1") == [(T0, "email", "lena")]  # a team without a shared address: its people
     esc = h.get("E1")
     assert (esc.state, esc.team, esc.level, esc.priority) == ("open", "frontline", "L1", "P2")
 
@@ -117,7 +117,7 @@ def test_escalate_climbs_the_category_path_then_the_levels_and_stops_at_the_top(
     assert "level L4" in steps[3].data["via"]
     # each new owner hears about it; the path step naming the CFO reaches the CFO
     assert [to for _, _, to in h.sent("E1")] == [
-        "team:frontline",
+        "lena",  # frontline has no shared address: its member
         "team:billing",
         "team:finance",
         "victor",

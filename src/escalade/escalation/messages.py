@@ -94,6 +94,10 @@ def team_messages(
         return [msg(Channel.email.value, c.email, f"team:{team_id}")]
     if c.chat:
         return [msg(Channel.chat.value, c.chat, f"team:{team_id}")]
+    if team.members:
+        # no shared address: the team is its people (seed 002's Tier 4 lists roles, no
+        # contact), each reached in the priority's style at their own address
+        return [msg(style_channel(style), m.person, f"team:{team_id} member") for m in team.members]
     return [msg(style_channel(style), f"team:{team_id}", f"team:{team_id}")]
 
 

@@ -188,6 +188,16 @@ def test_reassign_to_a_team_or_a_person_records_the_handoff(h: Harness) -> None:
         ),
         ("omar", {"from": "engineering", "to": "omar", "by": "omar", "handoff": True}, None),
     ]
+    # whoever it was handed to hears of it: engineering (its lead, it has no shared address),
+    # then omar himself
+    assert [to for _, _, to in h.sent("E1")] == ["lena", "omar", "omar"]
+    handed = [
+        e.data for e in h.timeline("E1", "notification.sent") if e.data.get("cause") == "reassigned"
+    ]
+    assert [(d["to"], d["via"]) for d in handed] == [
+        ("omar", "team:engineering member"),
+        ("omar", "assigned to omar"),
+    ]
     with pytest.raises(ActionRefused, match="'nobody' is neither a team nor a person"):
         h.act("E1", "reassign", to="nobody")
     with pytest.raises(ActionRefused, match="needs 'to'"):

@@ -76,6 +76,9 @@ def test_the_team_and_a_more_urgent_priority_follow_the_new_category(h: Harness)
         "from_priority": "P2",
         "to_priority": "P1",
     }
+    # the team it moved to hears of it (security has no address or people: by its name)
+    told = [e.data for e in h.timeline("E1", "notification.sent")]
+    assert [(d["to"], d.get("cause")) for d in told][-1] == ("team:security", "recategorised")
 
 
 def test_the_priority_is_never_lowered(h: Harness) -> None:

@@ -34,7 +34,7 @@ from escalade.service import monitoring
 from escalade.service.delivery import resolve_pages, tell_who_took_it
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused, NotFound
-from escalade.service.moves import arm_level, escalate
+from escalade.service.moves import arm_level, escalate, tell_new_owner
 from escalade.service.policies import PolicyBook
 from escalade.store.rows import EscalationRow
 
@@ -177,6 +177,8 @@ def reassign(a: Acting) -> EscalationRow:
     if moved.team != esc.team or moved.level != esc.level:
         # the new team must answer
         arm_level(a.fx, policy, moved, a.now, response=True, new_level=moved.level != esc.level)
+    if (moved.team, moved.owner) != (esc.team, esc.owner) and not is_done(moved.state):
+        tell_new_owner(a.fx, policy, moved, a.now, "reassigned")
     return moved
 
 
@@ -236,6 +238,8 @@ def recategorise(a: Acting) -> EscalationRow:
             data.update(from_priority=esc.priority, to_priority=cat.priority)
     moved = a.fx.update(esc, a.now, **changes)
     a.fx.log(moved, EventKind.escalation_recategorised, a.by, a.now, data, a.reason)
+    if moved.team != esc.team:
+        tell_new_owner(a.fx, policy, moved, a.now, "recategorised")
     return moved
 
 

@@ -21,7 +21,7 @@ from escalade.escalation.notify import Message
 from escalade.escalation.snapshot import Snapshot, business_calendar, level_timers
 from escalade.escalation.triggers import holds_in_flight
 from escalade.oncall.schedule import Override
-from escalade.policy.models import Audience, Policy, Recipient, Trigger
+from escalade.policy.models import Audience, Channel, Policy, Recipient, Trigger
 from escalade.service.effects import Effects
 from escalade.service.errors import ActionRefused
 from escalade.sla.clocks import arrival_response, calendar_for
@@ -116,6 +116,31 @@ def escalate(
         )
     fx.send(policy, esc, messages, now, f"escalated:{esc.version}")
     return esc
+
+
+def tell_new_owner(
+    fx: Effects, policy: Policy, esc: EscalationRow, now: datetime, cause: str
+) -> None:
+    """Whoever an escalation was handed to by a person (reassigned to a team or a person,
+    or moved to the team of its corrected category) hears of it: a team by the priority's
+    style and its own contacts, a person at their own address."""
+    if esc.owner:
+        messages = [
+            Message(
+                Channel.email.value,
+                esc.owner,
+                Audience.internal.value,
+                None,
+                via=f"assigned to {esc.owner}",
+                data={"cause": cause},
+            )
+        ]
+    elif esc.team:
+        style = priority_style(policy, esc.priority)
+        messages = team_messages(policy, esc.team, style, now, fx.overrides, data={"cause": cause})
+    else:
+        return
+    fx.send(policy, esc, messages, now, f"{cause}:{esc.version}")
 
 
 def level_team_messages(

@@ -23,6 +23,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from escalade.triage.runtime import char_wb_ngram_ids
+
 MAX_CACHED_WORDS = 200_000  # distinct words kept; past this the cache starts again
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -60,23 +62,7 @@ class WordCachedCharTfidf:
 
     def _ngram_ids(self, word: str) -> np.ndarray:
         """The vocabulary ids of one word's n-grams, repeats kept (scikit-learn's loop)."""
-        vocabulary = self._vocabulary
-        ids: list[int] = []
-        w = " " + word + " "
-        w_len = len(w)
-        for n in range(self._min_n, self._max_n + 1):
-            offset = 0
-            j = vocabulary.get(w[offset : offset + n])
-            if j is not None:
-                ids.append(j)
-            while offset + n < w_len:
-                offset += 1
-                j = vocabulary.get(w[offset : offset + n])
-                if j is not None:
-                    ids.append(j)
-            if offset == 0:  # a short word is counted once, as scikit-learn counts it
-                break
-        return np.asarray(ids, dtype=np.int64) if ids else _EMPTY
+        return char_wb_ngram_ids(word, self._vocabulary, self._min_n, self._max_n)
 
     def transform(self, documents: Sequence[str] | np.ndarray) -> sp.csr_matrix:
         words = self._words

@@ -127,6 +127,27 @@ class _WordBlock:
         )
 
 
+def char_wb_ngram_ids(word: str, vocabulary: dict[str, int], min_n: int, max_n: int) -> np.ndarray:
+    """The vocabulary ids of one word's ``char_wb`` n-grams, repeats kept, exactly as
+    scikit-learn's loop finds them (shared with ``escalade.triage.fastchar``)."""
+    ids: list[int] = []
+    w = " " + word + " "
+    w_len = len(w)
+    for n in range(min_n, max_n + 1):
+        offset = 0
+        j = vocabulary.get(w[offset : offset + n])
+        if j is not None:
+            ids.append(j)
+        while offset + n < w_len:
+            offset += 1
+            j = vocabulary.get(w[offset : offset + n])
+            if j is not None:
+                ids.append(j)
+        if offset == 0:  # a short word is counted once, as scikit-learn counts it
+            break
+    return np.asarray(ids, dtype=np.int64) if ids else _EMPTY
+
+
 class _CharBlock:
     """``TfidfVectorizer(analyzer="char_wb", …)``, each distinct word's n-grams found once
     (``escalade.triage.fastchar`` does the same over a fitted vectorizer)."""
@@ -140,23 +161,7 @@ class _CharBlock:
         self._words: dict[str, np.ndarray] = {}
 
     def _ngram_ids(self, word: str) -> np.ndarray:
-        vocabulary = self.vocabulary
-        ids: list[int] = []
-        w = " " + word + " "
-        w_len = len(w)
-        for n in range(self.min_n, self.max_n + 1):
-            offset = 0
-            j = vocabulary.get(w[offset : offset + n])
-            if j is not None:
-                ids.append(j)
-            while offset + n < w_len:
-                offset += 1
-                j = vocabulary.get(w[offset : offset + n])
-                if j is not None:
-                    ids.append(j)
-            if offset == 0:  # a short word is counted once, as scikit-learn counts it
-                break
-        return np.asarray(ids, dtype=np.int64) if ids else _EMPTY
+        return char_wb_ngram_ids(word, self.vocabulary, self.min_n, self.max_n)
 
     def transform(self, docs: Sequence[str]) -> Block:
         words = self._words

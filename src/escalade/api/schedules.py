@@ -284,19 +284,31 @@ def schedule_router(
                 created_at=now,
             )
             view = override_view(row)
-            audit.record(
-                uow,
-                at=now,
-                actor=who.actor,
-                actor_kind=who.kind,
-                action="override.create",
-                target=f"schedule:{schedule.id}/override:{row.id}",
-                address=address(request),
-                before=None,
-                after=view,
+            changed(uow, request, who, "override.create", f"{schedule.id}/override:{row.id}")(
+                None, view
             )
             uow.commit()
         return view
+
+    def changed(
+        uow: UnitOfWork, request: Request, who: Principal, action: str, what: str
+    ) -> Callable[[dict[str, Any] | None, dict[str, Any] | None], None]:
+        """Records one change of an override in the audit log (before, after), in ``uow``."""
+
+        def record(before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+            audit.record(
+                uow,
+                at=gate.clock.now(),
+                actor=who.actor,
+                actor_kind=who.kind,
+                action=action,
+                target=f"schedule:{what}",
+                address=address(request),
+                before=before,
+                after=after,
+            )
+
+        return record
 
     @api.delete("/{name}/overrides/{override_id}", responses=NOT_FOUND)
     def delete_override(
@@ -309,7 +321,6 @@ def schedule_router(
         policy = current()
         schedule = _schedule(policy, name)
         _may_change(request, who, policy, schedule)
-        now = gate.clock.now()
         with service.store.unit_of_work() as uow:
             row = uow.overrides.get(override_id)
             if row is None or row.schedule != schedule.id:
@@ -321,16 +332,8 @@ def schedule_router(
                 )
             uow.overrides.delete(override_id)
             view = override_view(row)
-            audit.record(
-                uow,
-                at=now,
-                actor=who.actor,
-                actor_kind=who.kind,
-                action="override.delete",
-                target=f"schedule:{schedule.id}/override:{row.id}",
-                address=address(request),
-                before=view,
-                after=None,
+            changed(uow, request, who, "override.delete", f"{schedule.id}/override:{row.id}")(
+                view, None
             )
             uow.commit()
         return view
